@@ -1,0 +1,134 @@
+import type { Argv } from 'yargs';
+import { taskCatalog } from '../catalog.js';
+import { RUN_STATUSES } from '../db/entities.js';
+import { loadRegistry } from '../registry.js';
+import { listRuns } from '../runs.js';
+import { openDatabase } from '../service.js';
+import { bootstrap, withServices } from './context.js';
+import { runError } from './exit.js';
+import { describeRun, printError, printJson, printLine, table } from './output.js';
+import { parseParams } from './params.js';
+
+const jsonOption = { type: 'boolean', default: false, describe: 'print JSON instead of text' } as const;
+
+/** `list`, `run`, `runs` and `migrate`: the commands that work on this machine's database. */
+export function registerTaskCommands(cli: Argv): Argv {
+  return cli
+    .command(
+      'list',
+      'list the registered tasks, their schedules and next run times',
+      (y) => y.option('json', jsonOption),
+      async (argv) => {
+        const tasks = await taskCatalog(await loadRegistry(), null, new Date());
+        if (argv.json) {
+          printJson(tasks.map(({ lastRun, lastSuccess, ...task }) => task));
+          return;
+        }
+        printLine(
+          table([
+            ['TASK', 'SCHEDULE', 'WHEN', 'NEXT RUN', 'DESCRIPTION'],
+            ...tasks.map((t) => [
+              t.name,
+              t.schedule ?? '-',
+              t.scheduleText,
+              t.nextRunAt ?? '-',
+              t.description,
+            ]),
+          ]),
+        );
+      },
+    )
+    .command(
+      'run <task>',
+      'run a task here and now, as the scheduler would (exit 0 ok, 1 failed, 2 bad input, 75 busy)',
+      (y) =>
+        y
+          .positional('task', { type: 'string', demandOption: true, describe: 'task name (see `list`)' })
+          .option('param', { type: 'string', array: true, describe: 'a parameter, key=value (repeatable)' })
+          .option('params', { type: 'string', describe: 'parameters as one JSON object' })
+          .option('dry-run', {
+            type: 'boolean',
+            default: false,
+            describe: 'report what would be done, change nothing',
+          })
+          .option('json', jsonOption),
+      async (argv) => {
+        const params = parseParams(argv.params, argv.param);
+        await withServices(async ({ runner }) => {
+          const run = await runner.run({ task: argv.task, params, dryRun: argv.dryRun, trigger: 'cli' });
+          const error = runError(run);
+          if (argv.json) printJson(run);
+          else if (!error) printLine(describeRun(run));
+          if (error) {
+            if (!argv.json) printError(error, false);
+            process.exitCode = error.exitCode;
+          }
+        });
+      },
+    )
+    .command(
+      'runs',
+      'show the run history, newest first',
+      (y) =>
+        y
+          .option('task', { type: 'string', describe: 'only this task' })
+          .option('status', { choices: RUN_STATUSES, describe: 'only runs with this status' })
+          .option('limit', { type: 'number', default: 20, describe: 'at most this many runs (1 to 1000)' })
+          .check((argv) => {
+            if (!Number.isInteger(argv.limit) || argv.limit < 1 || argv.limit > 1000) {
+              throw new Error('--limit must be a whole number from 1 to 1000');
+            }
+            return true;
+          })
+          .option('json', jsonOption),
+      async (argv) => {
+        await withServices(async ({ runner, registry, orm }) => {
+          if (argv.task) registry.require(argv.task);
+          await runner.sweepAbandoned();
+          const runs = await listRuns(orm.em.fork(), {
+            task: argv.task,
+            status: argv.status,
+            limit: argv.limit,
+          });
+          if (argv.json) {
+            printJson(runs);
+            return;
+          }
+          if (runs.length === 0) {
+            printLine('no runs yet');
+            return;
+          }
+          printLine(
+            table([
+              ['STARTED', 'TASK', 'STATUS', 'MS', 'TRIGGER', 'RUN'],
+              ...runs.map((r) => [
+                r.startedAt,
+                r.task,
+                r.dryRun ? `${r.status} (dry)` : r.status,
+                String(r.durationMs ?? '-'),
+                r.trigger,
+                r.id,
+              ]),
+            ]),
+          );
+        });
+      },
+    )
+    .command(
+      'migrate',
+      "apply taskgate's pending database migrations",
+      (y) => y.option('json', jsonOption),
+      async (argv) => {
+        const { config, logger } = bootstrap();
+        const database = await openDatabase(config, logger);
+        try {
+          const executed = await database.orm.getMigrator().getExecutedMigrations();
+          const names = executed.map((m) => m.name);
+          if (argv.json) printJson({ status: 'success', migrations: names });
+          else printLine(`database is up to date (${names.length} migrations applied: ${names.join(', ')})`);
+        } finally {
+          await database.close();
+        }
+      },
+    );
+}

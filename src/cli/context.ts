@@ -1,0 +1,42 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { type Config, loadConfig } from '../config.js';
+import { createLogger, type Logger } from '../logger.js';
+import { openServices, type Services } from '../service.js';
+
+/** Reads `.env` from the working folder when there is one; the environment wins over it. */
+export function loadDotEnv(file = '.env'): void {
+  if (existsSync(file)) process.loadEnvFile(file);
+}
+
+export interface Bootstrap {
+  config: Config;
+  logger: Logger;
+}
+
+/**
+ * The CLI's composition root: the environment is read here, once, through loadConfig. Logs go to
+ * stderr so that stdout carries only the command's answer (`--json` stays parseable).
+ */
+export function bootstrap(options: { serve?: boolean } = {}): Bootstrap {
+  loadDotEnv();
+  const config = loadConfig(process.env, {
+    defaultLogLevel: options.serve ? 'info' : 'warn',
+    generateSecret: options.serve ? () => randomBytes(32).toString('hex') : undefined,
+  });
+  const pretty =
+    config.env !== 'production' && (options.serve ? process.stdout : process.stderr).isTTY === true;
+  const logger = createLogger({ level: config.logLevel, pretty, destination: options.serve ? 1 : 2 });
+  return { config, logger };
+}
+
+/** Runs `fn` with the database, registry and runner open, and closes them after. */
+export async function withServices<T>(fn: (services: Services) => Promise<T>): Promise<T> {
+  const { config, logger } = bootstrap();
+  const services = await openServices(config, logger);
+  try {
+    return await fn(services);
+  } finally {
+    await services.close();
+  }
+}

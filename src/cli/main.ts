@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { registerTaskCommands } from './commands.js';
+import { EXIT, exitCodeFor } from './exit.js';
+import { printError } from './output.js';
+import { serve } from './serve.js';
+
+/** The `taskgate` command line. Errors become exit codes in exactly one place: below. */
+export async function main(argv: string[]): Promise<void> {
+  const json = argv.includes('--json');
+  const cli = yargs(argv)
+    .scriptName('taskgate')
+    .usage('$0 <command> [options]')
+    .command('serve', 'run the HTTP service (what `npm start` does)', {}, () => serve())
+    .strict()
+    .demandCommand(1, 'name a command')
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .fail((message, error, y) => {
+      if (error) throw error;
+      y.showHelp((text) => process.stderr.write(`${text}\n`));
+      process.stderr.write(`\ntaskgate: ${message}\n`);
+      process.exit(EXIT.usage);
+    });
+  registerTaskCommands(cli);
+  try {
+    await cli.parseAsync();
+  } catch (error) {
+    printError(error, json);
+    process.exitCode = exitCodeFor(error);
+  }
+}
+
+await main(hideBin(process.argv));

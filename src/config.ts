@@ -1,0 +1,126 @@
+import { z } from 'zod';
+
+/** The `.env.sample` placeholder: a deployment that still carries it has not set a secret. */
+export const SECRET_PLACEHOLDER = 'change-me-to-a-random-string-of-at-least-32-characters';
+export const MIN_SECRET_LENGTH = 32;
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
+
+const integer = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((value) => (value === undefined || value.trim() === '' ? String(fallback) : value.trim()))
+    .pipe(z.string().regex(/^\d+$/, 'must be a whole number'))
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const secret = optionalText.refine(
+  (value) => value === undefined || value.length >= MIN_SECRET_LENGTH,
+  `must be at least ${MIN_SECRET_LENGTH} characters (try: openssl rand -hex 32)`,
+);
+
+const identifier = (fallback: string) =>
+  optionalText
+    .transform((value) => value ?? fallback)
+    .pipe(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be a plain SQL table name'));
+
+const schema = z.object({
+  NODE_ENV: optionalText.pipe(z.enum(['development', 'production', 'test']).optional()),
+  DATABASE_URL: optionalText.pipe(
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+      .optional(),
+  ),
+  CRON_SECRET_KEY: secret,
+  CRON_SECRET_KEY_PREVIOUS: secret,
+  PORT: integer(3000, 0, 65535),
+  HOST: optionalText,
+  LOG_LEVEL: optionalText.pipe(
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  ),
+  SHUTDOWN_GRACE_MS: integer(20_000, 0, 600_000),
+  SIMPLEJWT_OUTSTANDING_TABLE: identifier('token_blacklist_outstandingtoken'),
+  SIMPLEJWT_BLACKLIST_TABLE: identifier('token_blacklist_blacklistedtoken'),
+});
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  /** Unset outside production means: run an embedded PostgreSQL. */
+  databaseUrl: string | undefined;
+  /** Secrets accepted by the HTTP face, current first. Empty means every request is refused. */
+  secrets: string[];
+  /** True when the secret was generated at start because none was configured (never in production). */
+  secretGenerated: boolean;
+  port: number;
+  host: string;
+  logLevel: string;
+  shutdownGraceMs: number;
+  tokenTables: { outstanding: string; blacklist: string };
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface LoadConfigOptions {
+  /** Makes up a secret when none is set outside production; the caller prints it once. */
+  generateSecret?: () => string;
+  /** LOG_LEVEL when unset (the CLI's task commands default to warnings only). */
+  defaultLogLevel?: string;
+}
+
+/**
+ * The only reader of the environment. Validates every variable and throws a ConfigError whose
+ * one-line message names the variable and what is wrong with it.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = {}): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = issue.path.join('.');
+    throw new ConfigError(`${variable} ${issue.message.replace(/^Invalid input: /, '')}`);
+  }
+  const vars = parsed.data;
+  const nodeEnv = vars.NODE_ENV ?? 'development';
+  const production = nodeEnv === 'production';
+
+  if (production && !vars.DATABASE_URL) {
+    throw new ConfigError(
+      'DATABASE_URL is required in production (embedded PostgreSQL is for development only)',
+    );
+  }
+  if (production && !vars.CRON_SECRET_KEY) {
+    throw new ConfigError(
+      `CRON_SECRET_KEY is required in production: set a random string of at least ${MIN_SECRET_LENGTH} characters`,
+    );
+  }
+  for (const name of ['CRON_SECRET_KEY', 'CRON_SECRET_KEY_PREVIOUS'] as const) {
+    if (vars[name] === SECRET_PLACEHOLDER) {
+      throw new ConfigError(`${name} is still the .env.sample placeholder: set a random secret`);
+    }
+  }
+
+  let secretGenerated = false;
+  let current = vars.CRON_SECRET_KEY;
+  if (!current && options.generateSecret) {
+    current = options.generateSecret();
+    secretGenerated = true;
+  }
+
+  return {
+    env: nodeEnv,
+    databaseUrl: vars.DATABASE_URL,
+    secrets: [current, vars.CRON_SECRET_KEY_PREVIOUS].filter((s): s is string => Boolean(s)),
+    secretGenerated,
+    port: vars.PORT,
+    host: vars.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
+    logLevel: vars.LOG_LEVEL ?? options.defaultLogLevel ?? 'info',
+    shutdownGraceMs: vars.SHUTDOWN_GRACE_MS,
+    tokenTables: { outstanding: vars.SIMPLEJWT_OUTSTANDING_TABLE, blacklist: vars.SIMPLEJWT_BLACKLIST_TABLE },
+  };
+}

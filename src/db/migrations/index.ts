@@ -1,0 +1,7 @@
+import type { MigrationObject } from '@mikro-orm/core';
+import { Migration0001TaskRun } from './Migration0001TaskRun.js';
+
+/** Every migration, in order. A static list works the same under tsx and from compiled JavaScript. */
+export const migrationsList: MigrationObject[] = [
+  { name: 'Migration0001TaskRun', class: Migration0001TaskRun },
+];

@@ -1,0 +1,60 @@
+/**
+ * The task contract.
+ *
+ * Glossary
+ * - task: a module in `tasks/` exporting one definition made with `defineTask`; its file name is its name.
+ * - run: one execution of a task, recorded in `taskgate.task_run` whoever triggered it.
+ * - trigger: who asked for a run (`cli`, `http`, ...), recorded with it.
+ * - schedule: a 5-field cron expression in UTC saying when a run is expected; none for on-demand tasks.
+ */
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { z } from 'zod';
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };
+
+export interface TaskContext<Params> {
+  /** The parameters, validated and with their defaults applied. */
+  params: Params;
+  /** A forked EntityManager of its own for this run. */
+  em: EntityManager;
+  /** A child logger bound to `{task, runId}`. */
+  logger: Logger;
+  /** The run's clock reading, taken once from the database when the run started. */
+  now: Date;
+  /** Fires on the task's timeout and on shutdown: stop between units of work and return or throw. */
+  signal: AbortSignal;
+  /** Report what would be done, change nothing. */
+  dryRun: boolean;
+  runId: string;
+  config: Config;
+}
+
+export interface TaskDefinition<Schema extends z.ZodType = z.ZodType, Result extends Json = Json> {
+  /** `^[a-z0-9_]+$`, equal to the module's file name. */
+  name: string;
+  /** One sentence. */
+  description: string;
+  /** 5-field UTC cron expression, or null for a task that only runs on demand. */
+  schedule: string | null;
+  /** A strict object schema with defaults; `{}` must parse. */
+  params: Schema;
+  /** Aborts the run after this long (default: 15 minutes). */
+  timeoutMs?: number;
+  /** How late a scheduled run may be before the task counts as overdue (default: a sensible share of its period). */
+  graceMs?: number;
+  run(ctx: TaskContext<z.output<Schema>>): Promise<Result>;
+}
+
+/** Gives a task full type inference of its params in `run`. */
+export function defineTask<Schema extends z.ZodType, Result extends Json>(
+  definition: TaskDefinition<Schema, Result>,
+): TaskDefinition<Schema, Result> {
+  return definition;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the registry holds tasks of every parameter shape
+export type AnyTask = TaskDefinition<any, Json>;
+
+export const DEFAULT_TIMEOUT_MS = 15 * 60_000;

@@ -1,0 +1,103 @@
+import { expect } from 'chai';
+import { ConfigError, loadConfig, SECRET_PLACEHOLDER } from '../src/config.js';
+import { runCli } from './support/cli.js';
+
+const STRONG = 'a'.repeat(24) + 'b'.repeat(24);
+const PRODUCTION = {
+  NODE_ENV: 'production',
+  DATABASE_URL: 'postgres://db.example:5432/app',
+  CRON_SECRET_KEY: STRONG,
+};
+
+function refusal(env: Record<string, string | undefined>): string {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).to.be.instanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('loadConfig accepted the environment');
+}
+
+describe('loadConfig', () => {
+  it('accepts a complete production environment and applies defaults', () => {
+    const config = loadConfig(PRODUCTION);
+    expect(config).to.include({
+      env: 'production',
+      port: 3000,
+      host: '0.0.0.0',
+      databaseUrl: PRODUCTION.DATABASE_URL,
+    });
+    expect(config.secrets).to.deep.equal([STRONG]);
+    expect(config.tokenTables).to.deep.equal({
+      outstanding: 'token_blacklist_outstandingtoken',
+      blacklist: 'token_blacklist_blacklistedtoken',
+    });
+  });
+
+  it('refuses production without DATABASE_URL', () => {
+    expect(refusal({ ...PRODUCTION, DATABASE_URL: undefined })).to.match(
+      /^DATABASE_URL is required in production/,
+    );
+  });
+
+  it('refuses production without CRON_SECRET_KEY, or with an empty one', () => {
+    expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY: undefined })).to.match(/^CRON_SECRET_KEY is required/);
+    expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY: '  ' })).to.match(/^CRON_SECRET_KEY is required/);
+  });
+
+  it('refuses a CRON_SECRET_KEY shorter than 32 characters', () => {
+    expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY: 'x'.repeat(31) })).to.match(
+      /^CRON_SECRET_KEY must be at least 32/,
+    );
+  });
+
+  it('refuses the .env.sample placeholder as a secret', () => {
+    expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY: SECRET_PLACEHOLDER })).to.match(/placeholder/);
+  });
+
+  it('names the variable when a value is malformed', () => {
+    expect(refusal({ PORT: 'eighty' })).to.match(/^PORT /);
+    expect(refusal({ PORT: '70000' })).to.match(/^PORT /);
+    expect(refusal({ DATABASE_URL: 'mysql://x' })).to.match(/^DATABASE_URL must be a postgres:\/\/ URL/);
+    expect(refusal({ LOG_LEVEL: 'loud' })).to.match(/^LOG_LEVEL /);
+    expect(refusal({ SIMPLEJWT_BLACKLIST_TABLE: 'x; drop table y' })).to.match(/^SIMPLEJWT_BLACKLIST_TABLE /);
+  });
+
+  it('generates a secret outside production when none is set, and says it did', () => {
+    const config = loadConfig({}, { generateSecret: () => 'g'.repeat(64) });
+    expect(config.secrets).to.deep.equal(['g'.repeat(64)]);
+    expect(config.secretGenerated).to.equal(true);
+    expect(config.host).to.equal('127.0.0.1');
+  });
+
+  it('keeps the previous secret during a rotation', () => {
+    const previous = 'p'.repeat(40);
+    expect(loadConfig({ ...PRODUCTION, CRON_SECRET_KEY_PREVIOUS: previous }).secrets).to.deep.equal([
+      STRONG,
+      previous,
+    ]);
+  });
+});
+
+describe('taskgate serve in production', () => {
+  const cases: [string, Record<string, string | undefined>, RegExp][] = [
+    ['no DATABASE_URL', { ...PRODUCTION, DATABASE_URL: undefined }, /DATABASE_URL is required in production/],
+    ['no CRON_SECRET_KEY', { ...PRODUCTION, CRON_SECRET_KEY: undefined }, /CRON_SECRET_KEY is required/],
+    [
+      'a short CRON_SECRET_KEY',
+      { ...PRODUCTION, CRON_SECRET_KEY: 'short' },
+      /CRON_SECRET_KEY must be at least 32/,
+    ],
+    ['the placeholder secret', { ...PRODUCTION, CRON_SECRET_KEY: SECRET_PLACEHOLDER }, /placeholder/],
+  ];
+  for (const [what, env, reason] of cases) {
+    it(`exits non-zero with a one-line reason when started with ${what}`, async () => {
+      const result = await runCli(['serve'], env);
+      expect(result.code).to.equal(1);
+      expect(result.stdout).to.equal('');
+      expect(result.stderr.trim().split('\n')).to.have.length(1);
+      expect(result.stderr).to.match(reason);
+    });
+  }
+});

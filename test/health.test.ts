@@ -1,0 +1,58 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import request from 'supertest';
+import { startEmbeddedDatabase } from '../src/db/embedded.js';
+import { initORM } from '../src/db/orm.js';
+import { createApp } from '../src/http/app.js';
+import { createLogger } from '../src/logger.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+
+const logger = createLogger({ level: 'silent', pretty: false });
+
+describe('health endpoints', () => {
+  let db: TestDatabase;
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(async () => db.drop());
+
+  it('GET /healthz answers 200 while the process is up', async () => {
+    const res = await request(createApp({ orm: db.orm, logger }).callback()).get('/healthz');
+    expect(res.status).to.equal(200);
+    expect(res.body).to.deep.equal({ status: 'ok' });
+  });
+
+  it('GET /readyz answers 200 when the database answers', async () => {
+    const res = await request(createApp({ orm: db.orm, logger }).callback()).get('/readyz');
+    expect(res.status).to.equal(200);
+    expect(res.body).to.deep.equal({ status: 'ok' });
+  });
+
+  it('GET /readyz answers 503 with a JSON reason once the database server is stopped', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'taskgate-readyz-'));
+    const server = await startEmbeddedDatabase({
+      dataDir: path.join(dir, 'pg'),
+      persistent: false,
+      fast: true,
+    });
+    const orm = await initORM(server.urlFor('postgres'));
+    try {
+      const app = createApp({ orm, logger }).callback();
+      expect((await request(app).get('/readyz')).status).to.equal(200);
+      await server.stop();
+      const started = Date.now();
+      const res = await request(app).get('/readyz');
+      expect(res.status).to.equal(503);
+      expect(res.body).to.include({ status: 'error', code: 'DATABASE_UNAVAILABLE' });
+      expect(res.body.message).to.be.a('string').and.not.empty;
+      expect(Date.now() - started).to.be.below(5_000);
+      expect((await request(app).get('/healthz')).status).to.equal(200);
+    } finally {
+      await orm.close(true);
+      await server.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,69 @@
+import { readFile } from 'node:fs/promises';
+import { expect } from 'chai';
+import { migrate } from '../src/db/orm.js';
+import { describeTable } from './support/catalog.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+
+const DJANGO_DDL = new URL('./fixtures/django-token-tables.sql', import.meta.url);
+const TOKEN_TABLES = ['token_blacklist_outstandingtoken', 'token_blacklist_blacklistedtoken'];
+
+describe('migrations', () => {
+  let db: TestDatabase;
+  afterEach(async () => db?.drop());
+
+  it('create task_run in the taskgate schema and the token tables on a fresh database', async () => {
+    db = await createTestDatabase({ migrated: false });
+    expect(await migrate(db.orm)).to.deep.equal(['Migration0001TaskRun']);
+    const tables = await db.orm.em.getConnection().execute(
+      `select table_schema || '.' || table_name as t from information_schema.tables
+          where table_schema in ('public', 'taskgate') order by 1`,
+    );
+    expect(tables.map((r: { t: string }) => r.t)).to.deep.equal([
+      'public.token_blacklist_blacklistedtoken',
+      'public.token_blacklist_outstandingtoken',
+      'taskgate.mikro_orm_migrations',
+      'taskgate.task_run',
+    ]);
+  });
+
+  it('make token tables with the same columns, constraints and indexes as Django does', async () => {
+    const django = await createTestDatabase({ migrated: false });
+    db = await createTestDatabase({ migrated: false });
+    try {
+      await django.orm.em.getConnection().execute(await readFile(DJANGO_DDL, 'utf8'));
+      // Without auth_user, taskgate's tables have no user foreign key: compare the rest.
+      await db.orm.em.getConnection().execute('create table auth_user (id integer primary key)');
+      await migrate(db.orm);
+      for (const table of TOKEN_TABLES) {
+        expect(await describeTable(db.orm, table), table).to.deep.equal(
+          await describeTable(django.orm, table),
+        );
+      }
+    } finally {
+      await django.drop();
+    }
+  });
+
+  it('change nothing in token tables that Django already created', async () => {
+    db = await createTestDatabase({ migrated: false });
+    const connection = db.orm.em.getConnection();
+    await connection.execute(await readFile(DJANGO_DDL, 'utf8'));
+    await connection.execute(
+      `insert into token_blacklist_outstandingtoken (token, created_at, expires_at, user_id, jti)
+       values ('t', now(), now() + interval '1 day', null, 'jti-1')`,
+    );
+    const before = await Promise.all(TOKEN_TABLES.map((t) => describeTable(db.orm, t)));
+    await migrate(db.orm);
+    const after = await Promise.all(TOKEN_TABLES.map((t) => describeTable(db.orm, t)));
+    expect(after).to.deep.equal(before);
+    const [{ n }] = await connection.execute(
+      'select count(*)::int as n from token_blacklist_outstandingtoken',
+    );
+    expect(n).to.equal(1);
+  });
+
+  it('are a no-op when run a second time', async () => {
+    db = await createTestDatabase({ migrated: true });
+    expect(await migrate(db.orm)).to.deep.equal([]);
+  });
+});

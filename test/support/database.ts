@@ -1,0 +1,35 @@
+import { randomBytes } from 'node:crypto';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { initORM } from '../../src/db/orm.js';
+import { adminQuery, testCluster, urlFor } from './global.js';
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  orm: MikroORM;
+  /** Closes the ORM and drops the database. */
+  drop(): Promise<void>;
+}
+
+/**
+ * A database of the test file's own. `migrated` copies the migrated template (fast); otherwise
+ * the database is empty, for tests of migrations themselves.
+ */
+export async function createTestDatabase(options: { migrated?: boolean } = {}): Promise<TestDatabase> {
+  const { adminUrl, template, created } = testCluster();
+  const name = `taskgate_test_${randomBytes(5).toString('hex')}`;
+  await adminQuery(`create database ${name} template ${options.migrated === false ? 'template0' : template}`);
+  created.add(name);
+  const url = urlFor(adminUrl, name);
+  const orm = await initORM(url);
+  return {
+    name,
+    url,
+    orm,
+    async drop() {
+      await orm.close(true);
+      await adminQuery(`drop database if exists ${name} with (force)`);
+      created.delete(name);
+    },
+  };
+}

@@ -1,0 +1,78 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { type EmbeddedDatabase, startEmbeddedDatabase } from '../../src/db/embedded.js';
+import { initORM, migrate } from '../../src/db/orm.js';
+
+/**
+ * Mocha's global setup: one PostgreSQL for the whole run (TEST_DATABASE_URL, or an embedded one on
+ * a free port) and a migrated template database that each test file copies (see database.ts).
+ */
+export interface TestCluster {
+  adminUrl: string;
+  template: string;
+  /** Databases made during the run, dropped at the end. */
+  created: Set<string>;
+}
+
+let embedded: EmbeddedDatabase | undefined;
+let tmpDir: string | undefined;
+let cluster: TestCluster | undefined;
+
+export function testCluster(): TestCluster {
+  if (!cluster) throw new Error('the test cluster is not started (run the tests with mocha)');
+  return cluster;
+}
+
+export function urlFor(adminUrl: string, database: string): string {
+  const url = new URL(adminUrl);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+export async function adminQuery(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: testCluster().adminUrl });
+  await client.connect();
+  try {
+    return await client.query(sql, params);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function mochaGlobalSetup(): Promise<void> {
+  const started = performance.now();
+  let adminUrl = process.env.TEST_DATABASE_URL;
+  if (!adminUrl) {
+    tmpDir = await mkdtemp(path.join(os.tmpdir(), 'taskgate-test-'));
+    embedded = await startEmbeddedDatabase({
+      dataDir: path.join(tmpDir, 'pg'),
+      persistent: false,
+      fast: true,
+    });
+    adminUrl = embedded.adminUrl;
+  }
+  const template = `taskgate_template_${process.pid}`;
+  cluster = { adminUrl, template, created: new Set() };
+  await adminQuery(`drop database if exists ${template}`);
+  await adminQuery(`create database ${template}`);
+  const orm = await initORM(urlFor(adminUrl, template));
+  try {
+    await migrate(orm);
+  } finally {
+    await orm.close(true);
+  }
+  const where = embedded ? 'embedded PostgreSQL' : 'TEST_DATABASE_URL';
+  process.stderr.write(`test database: ${where}, ready in ${Math.round(performance.now() - started)} ms\n`);
+}
+
+export async function mochaGlobalTeardown(): Promise<void> {
+  if (cluster) {
+    for (const name of [...cluster.created, cluster.template]) {
+      await adminQuery(`drop database if exists ${name} with (force)`).catch(() => undefined);
+    }
+  }
+  await embedded?.stop();
+  if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
+}
