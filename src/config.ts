@@ -28,6 +28,17 @@ const identifier = (fallback: string) =>
     .transform((value) => value ?? fallback)
     .pipe(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be a plain SQL table name'));
 
+/** How many proxies in front of taskgate append to X-Forwarded-For; 0 trusts none. */
+const proxyHops = optionalText
+  .transform((value) => (value === undefined || value === 'false' || value === 'off' ? '0' : value))
+  .pipe(
+    z
+      .string()
+      .regex(/^\d+$/, 'must be the number of proxies in front of taskgate (0: none; on Render: 2), not true')
+      .transform(Number)
+      .pipe(z.number().int().min(0).max(10)),
+  );
+
 const schema = z.object({
   NODE_ENV: optionalText.pipe(z.enum(['development', 'production', 'test']).optional()),
   DATABASE_URL: optionalText.pipe(
@@ -38,12 +49,22 @@ const schema = z.object({
   ),
   CRON_SECRET_KEY: secret,
   CRON_SECRET_KEY_PREVIOUS: secret,
+  TRUST_PROXY: proxyHops,
+  METRICS_TOKEN: optionalText.refine(
+    (value) => value === undefined || value.length >= 16,
+    'must be at least 16 characters (try: openssl rand -hex 32)',
+  ),
+  SYNC_WAIT_MS: integer(25_000, 0, 600_000),
+  SIGNATURE_TOLERANCE_SECONDS: integer(300, 1, 3_600),
+  AUTH_FAILURE_LIMIT: integer(10, 1, 1_000_000_000),
+  AUTH_FAILURE_WINDOW_SECONDS: integer(900, 1, 86_400),
   PORT: integer(3000, 0, 65535),
   HOST: optionalText,
   LOG_LEVEL: optionalText.pipe(
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   ),
   SHUTDOWN_GRACE_MS: integer(20_000, 0, 600_000),
+  TASKS_DIR: optionalText,
   SIMPLEJWT_OUTSTANDING_TABLE: identifier('token_blacklist_outstandingtoken'),
   SIMPLEJWT_BLACKLIST_TABLE: identifier('token_blacklist_blacklistedtoken'),
 });
@@ -60,7 +81,25 @@ export interface Config {
   host: string;
   logLevel: string;
   shutdownGraceMs: number;
+  /** The folder of task modules; unset means taskgate's own `tasks/`. */
+  tasksDir: string | undefined;
   tokenTables: { outstanding: string; blacklist: string };
+  http: HttpConfig;
+}
+
+/** The HTTP face's settings (see .env.sample for what each is for). */
+export interface HttpConfig {
+  /** Proxies trusted to append the caller's address to X-Forwarded-For; 0 uses the socket address. */
+  trustProxyHops: number;
+  /** When set, GET /metrics asks for it as a bearer token. */
+  metricsToken: string | undefined;
+  /** How long a synchronous trigger waits for its run before answering 202 instead. */
+  syncWaitMs: number;
+  /** How far a signed request's timestamp may be from now, either way. */
+  signatureToleranceSeconds: number;
+  /** Failed authentications one address may make per window before it gets 429. */
+  authFailureLimit: number;
+  authFailureWindowSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -121,6 +160,15 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
     host: vars.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
     logLevel: vars.LOG_LEVEL ?? options.defaultLogLevel ?? 'info',
     shutdownGraceMs: vars.SHUTDOWN_GRACE_MS,
+    tasksDir: vars.TASKS_DIR,
     tokenTables: { outstanding: vars.SIMPLEJWT_OUTSTANDING_TABLE, blacklist: vars.SIMPLEJWT_BLACKLIST_TABLE },
+    http: {
+      trustProxyHops: vars.TRUST_PROXY,
+      metricsToken: vars.METRICS_TOKEN,
+      syncWaitMs: vars.SYNC_WAIT_MS,
+      signatureToleranceSeconds: vars.SIGNATURE_TOLERANCE_SECONDS,
+      authFailureLimit: vars.AUTH_FAILURE_LIMIT,
+      authFailureWindowSeconds: vars.AUTH_FAILURE_WINDOW_SECONDS,
+    },
   };
 }

@@ -68,7 +68,7 @@ export async function openServices(
   logger: Logger,
   options: { listeners?: RunListener[]; tasksDir?: string } = {},
 ): Promise<Services> {
-  const registry = await loadRegistry(options.tasksDir);
+  const registry = await loadRegistry(options.tasksDir ?? config.tasksDir);
   const database = await openDatabase(config, logger);
   const runner = new Runner({ orm: database.orm, registry, logger, config, listeners: options.listeners });
   return {

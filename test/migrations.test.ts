@@ -18,7 +18,7 @@ describe('migrations', () => {
       `select table_schema || '.' || table_name as t from information_schema.tables
           where table_schema in ('public', 'taskgate') order by 1`,
     );
-    expect(tables.map((r: { t: string }) => r.t)).to.deep.equal([
+    expect(tables.map((r) => r.t)).to.deep.equal([
       'public.token_blacklist_blacklistedtoken',
       'public.token_blacklist_outstandingtoken',
       'taskgate.mikro_orm_migrations',
@@ -56,10 +56,10 @@ describe('migrations', () => {
     await migrate(db.orm);
     const after = await Promise.all(TOKEN_TABLES.map((t) => describeTable(db.orm, t)));
     expect(after).to.deep.equal(before);
-    const [{ n }] = await connection.execute(
+    const rows = await connection.execute<{ n: number }[]>(
       'select count(*)::int as n from token_blacklist_outstandingtoken',
     );
-    expect(n).to.equal(1);
+    expect(rows[0]?.n).to.equal(1);
   });
 
   it('are a no-op when run a second time', async () => {

@@ -19,7 +19,8 @@ export function registerTaskCommands(cli: Argv): Argv {
       'list the registered tasks, their schedules and next run times',
       (y) => y.option('json', jsonOption),
       async (argv) => {
-        const tasks = await taskCatalog(await loadRegistry(), null, new Date());
+        const { config } = bootstrap();
+        const tasks = await taskCatalog(await loadRegistry(config.tasksDir), null, new Date());
         if (argv.json) {
           printJson(tasks.map(({ lastRun, lastSuccess, ...task }) => task));
           return;
@@ -75,10 +76,8 @@ export function registerTaskCommands(cli: Argv): Argv {
           .option('status', { choices: RUN_STATUSES, describe: 'only runs with this status' })
           .option('limit', { type: 'number', default: 20, describe: 'at most this many runs (1 to 1000)' })
           .check((argv) => {
-            if (!Number.isInteger(argv.limit) || argv.limit < 1 || argv.limit > 1000) {
-              throw new Error('--limit must be a whole number from 1 to 1000');
-            }
-            return true;
+            const ok = Number.isInteger(argv.limit) && argv.limit >= 1 && argv.limit <= 1000;
+            return ok || '--limit must be a whole number from 1 to 1000';
           })
           .option('json', jsonOption),
       async (argv) => {

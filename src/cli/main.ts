@@ -21,9 +21,10 @@ export async function main(argv: string[]): Promise<void> {
     .version(false)
     .wrap(Math.min(110, process.stdout.columns || 110))
     .fail((message, error, y) => {
-      if (error) throw error;
+      // yargs' own validation (and .check) failures are usage errors; anything else is the command's.
+      if (error instanceof Error && error.name !== 'YError') throw error;
       y.showHelp((text) => process.stderr.write(`${text}\n`));
-      process.stderr.write(`\ntaskgate: ${message}\n`);
+      process.stderr.write(`\ntaskgate: ${message ?? error?.message}\n`);
       process.exit(EXIT.usage);
     });
   registerTaskCommands(cli);

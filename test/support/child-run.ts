@@ -1,0 +1,21 @@
+// Starts a long run of the `sleeper` fixture task in this process and prints its run id, so a
+// test can kill the process with SIGKILL in the middle of the run.
+
+import { loadConfig } from '../../src/config.js';
+import { initORM } from '../../src/db/orm.js';
+import { createLogger } from '../../src/logger.js';
+import { loadRegistry } from '../../src/registry.js';
+import { Runner } from '../../src/runner.js';
+import { RUNNER_TASKS } from './runner.js';
+
+const config = loadConfig(process.env);
+const orm = await initORM(config.databaseUrl!);
+const runner = new Runner({
+  orm,
+  registry: await loadRegistry(RUNNER_TASKS),
+  logger: createLogger({ level: 'silent', pretty: false }),
+  config,
+});
+const { run } = await runner.start({ task: 'sleeper', params: { ms: 120_000 }, trigger: 'cli' });
+process.stdout.write(`${run.id}\n`);
+await runner.wait(run.id);
