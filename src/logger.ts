@@ -20,6 +20,8 @@ export const REDACTED_PATHS = [
   'databaseUrl',
   'config.secrets',
   'config.databaseUrl',
+  'metricsToken',
+  'config.http.metricsToken',
   '*.secret',
   '*.password',
 ];

@@ -101,3 +101,53 @@ describe('taskgate serve in production', () => {
     });
   }
 });
+
+describe('loadConfig: the HTTP settings', () => {
+  it('defaults to trusting no proxy, a 25 s synchronous wait, 300 s signatures and 10 failures per 900 s', () => {
+    expect(loadConfig(PRODUCTION).http).to.deep.equal({
+      trustProxyHops: 0,
+      metricsToken: undefined,
+      syncWaitMs: 25_000,
+      signatureToleranceSeconds: 300,
+      authFailureLimit: 10,
+      authFailureWindowSeconds: 900,
+    });
+  });
+
+  it('reads each HTTP variable', () => {
+    const config = loadConfig({
+      ...PRODUCTION,
+      TRUST_PROXY: '2',
+      METRICS_TOKEN: 'm'.repeat(20),
+      SYNC_WAIT_MS: '0',
+      SIGNATURE_TOLERANCE_SECONDS: '60',
+      AUTH_FAILURE_LIMIT: '3',
+      AUTH_FAILURE_WINDOW_SECONDS: '30',
+    });
+    expect(config.http).to.deep.equal({
+      trustProxyHops: 2,
+      metricsToken: 'm'.repeat(20),
+      syncWaitMs: 0,
+      signatureToleranceSeconds: 60,
+      authFailureLimit: 3,
+      authFailureWindowSeconds: 30,
+    });
+  });
+
+  it('reads TRUST_PROXY=false as no proxy and refuses TRUST_PROXY=true, which would trust a forged header', () => {
+    expect(loadConfig({ ...PRODUCTION, TRUST_PROXY: 'false' }).http.trustProxyHops).to.equal(0);
+    expect(refusal({ ...PRODUCTION, TRUST_PROXY: 'true' })).to.match(
+      /^TRUST_PROXY must be the number of proxies/,
+    );
+    expect(refusal({ ...PRODUCTION, TRUST_PROXY: '11' })).to.match(/^TRUST_PROXY /);
+  });
+
+  it('refuses a short METRICS_TOKEN and out-of-range HTTP numbers, naming the variable', () => {
+    expect(refusal({ ...PRODUCTION, METRICS_TOKEN: 'short' })).to.match(/^METRICS_TOKEN must be at least 16/);
+    expect(refusal({ ...PRODUCTION, SIGNATURE_TOLERANCE_SECONDS: '0' })).to.match(
+      /^SIGNATURE_TOLERANCE_SECONDS /,
+    );
+    expect(refusal({ ...PRODUCTION, AUTH_FAILURE_LIMIT: '0' })).to.match(/^AUTH_FAILURE_LIMIT /);
+    expect(refusal({ ...PRODUCTION, SYNC_WAIT_MS: '-1' })).to.match(/^SYNC_WAIT_MS /);
+  });
+});

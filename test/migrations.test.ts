@@ -13,7 +13,7 @@ describe('migrations', () => {
 
   it('create task_run in the taskgate schema and the token tables on a fresh database', async () => {
     db = await createTestDatabase({ migrated: false });
-    expect(await migrate(db.orm)).to.deep.equal(['Migration0001TaskRun']);
+    expect(await migrate(db.orm)).to.deep.equal(['Migration0001TaskRun', 'Migration0002Signatures']);
     const tables = await db.orm.em.getConnection().execute(
       `select table_schema || '.' || table_name as t from information_schema.tables
           where table_schema in ('public', 'taskgate') order by 1`,
@@ -22,6 +22,7 @@ describe('migrations', () => {
       'public.token_blacklist_blacklistedtoken',
       'public.token_blacklist_outstandingtoken',
       'taskgate.mikro_orm_migrations',
+      'taskgate.seen_signature',
       'taskgate.task_run',
     ]);
   });

@@ -1,7 +1,9 @@
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration0001TaskRun } from './Migration0001TaskRun.js';
+import { Migration0002Signatures } from './Migration0002Signatures.js';
 
 /** Every migration, in order. A static list works the same under tsx and from compiled JavaScript. */
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration0001TaskRun', class: Migration0001TaskRun },
+  { name: 'Migration0002Signatures', class: Migration0002Signatures },
 ];
