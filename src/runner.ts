@@ -3,7 +3,7 @@ import type { Config } from './config.js';
 import { TaskgateError } from './errors.js';
 import { TaskLock } from './lock.js';
 import type { Logger } from './logger.js';
-import type { Registry } from './registry.js';
+import type { RegisteredTask, Registry } from './registry.js';
 import {
   findRun,
   findRunByIdempotencyKey,
@@ -72,19 +72,7 @@ export class Runner {
     }
     const { orm, registry } = this.deps;
     const task = registry.require(request.task);
-    const parsed = task.params.safeParse(request.params ?? {});
-    if (!parsed.success) {
-      const errors = parsed.error.issues.map((issue) => ({
-        field: [...issue.path, ...('keys' in issue ? [issue.keys.join(',')] : [])].join('.') || null,
-        message: issue.message,
-      }));
-      throw new TaskgateError(
-        'INVALID_PARAMS',
-        `invalid params for ${task.definition.name}: ${errors.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join('; ')}`,
-        { errors, validKeys: Object.keys(task.params.shape) },
-      );
-    }
-    const params = parsed.data as Record<string, unknown>;
+    const params = validateParams(task, request.params);
     const key = request.idempotencyKey ?? null;
     const em = orm.em.fork();
 
@@ -127,6 +115,8 @@ export class Runner {
 
     const abort = new AbortController();
     const done = this.execute(run, params, lock, abort).finally(() => this.inflight.delete(run.id));
+    // A run started with `Prefer: respond-async` has nobody waiting: its failure to record is logged, not thrown.
+    done.catch((error) => this.deps.logger.error({ err: error, runId: run.id }, 'could not record the end of a run'));
     this.inflight.set(run.id, { abort, done });
     return { run, replayed: false };
   }
@@ -269,6 +259,21 @@ export class Runner {
       }
     }
   }
+}
+
+/** The params with defaults applied, or INVALID_PARAMS naming each bad field and listing the valid keys. */
+function validateParams(task: RegisteredTask, raw: unknown): Record<string, unknown> {
+  const parsed = task.params.safeParse(raw ?? {});
+  if (parsed.success) return parsed.data as Record<string, unknown>;
+  const errors = parsed.error.issues.map((issue) => ({
+    field: [...issue.path, ...('keys' in issue ? [issue.keys.join(',')] : [])].join('.') || null,
+    message: issue.message,
+  }));
+  const listed = errors.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join('; ');
+  throw new TaskgateError('INVALID_PARAMS', `invalid params for ${task.definition.name}: ${listed}`, {
+    errors,
+    validKeys: Object.keys(task.params.shape),
+  });
 }
 
 function reasonOf(signal: AbortSignal): string {
