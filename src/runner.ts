@@ -116,7 +116,9 @@ export class Runner {
     const abort = new AbortController();
     const done = this.execute(run, params, lock, abort).finally(() => this.inflight.delete(run.id));
     // A run started with `Prefer: respond-async` has nobody waiting: its failure to record is logged, not thrown.
-    done.catch((error) => this.deps.logger.error({ err: error, runId: run.id }, 'could not record the end of a run'));
+    done.catch((error) =>
+      this.deps.logger.error({ err: error, runId: run.id }, 'could not record the end of a run'),
+    );
     this.inflight.set(run.id, { abort, done });
     return { run, replayed: false };
   }
