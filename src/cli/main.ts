@@ -5,6 +5,7 @@ import { registerTaskCommands } from './commands.js';
 import { EXIT, exitCodeFor } from './exit.js';
 import { printError } from './output.js';
 import { serve } from './serve.js';
+import { registerWorkflowCommand } from './workflow.js';
 
 /** The `taskgate` command line. Errors become exit codes in exactly one place: below. */
 export async function main(argv: string[]): Promise<void> {
@@ -28,6 +29,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(EXIT.usage);
     });
   registerTaskCommands(cli);
+  registerWorkflowCommand(cli);
   try {
     await cli.parseAsync();
   } catch (error) {
