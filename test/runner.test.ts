@@ -130,9 +130,9 @@ describe('the runner', () => {
     expect(after.replayed).to.equal(true);
     expect(after.run).to.deep.equal(finished);
     // The key belongs to its task: another task may use the same key.
-    expect((await runner.start({ task: 'echo', trigger: 'http', idempotencyKey: 'k-1' })).replayed).to.equal(
-      false,
-    );
+    const echo = await runner.start({ task: 'echo', trigger: 'http', idempotencyKey: 'k-1' });
+    expect(echo.replayed).to.equal(false);
+    expect((await runner.wait(echo.run.id)).status).to.equal('succeeded');
   });
 
   it('logs one line when a run starts and one when it ends, with task, runId, status and durationMs', async () => {
