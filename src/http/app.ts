@@ -1,10 +1,19 @@
-import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import type { MikroORM } from '@mikro-orm/postgresql';
-import Koa from 'koa';
+import Koa, { type Middleware } from 'koa';
+import type { Config } from '../config.js';
 import { checkDatabase } from '../db/health.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Registry } from '../registry.js';
+import type { Runner } from '../runner.js';
+import { authenticate, unauthorized } from './auth.js';
+import { addCronRoutes } from './cron.js';
 import { errorHandler } from './errors.js';
+import { FailedAuthLimiter } from './limiter.js';
+import { requestLog } from './requestLog.js';
+import { SecretSet } from './secrets.js';
+import { SeenSignatures } from './seenSignatures.js';
 
 declare module 'koa' {
   interface DefaultContext {
@@ -16,36 +25,52 @@ declare module 'koa' {
 export interface AppDeps {
   orm: MikroORM;
   logger: Logger;
+  /**
+   * The task routes need all three; without them the app serves only /healthz and /readyz
+   * (and /metrics when given metrics).
+   */
+  config?: Config;
+  registry?: Registry;
+  runner?: Runner;
+  metrics?: Metrics;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** The address of the caller: the socket's, or with TRUST_PROXY=n the one n proxies vouch for. */
+function trustProxy(app: Koa, hops: number): void {
+  if (hops === 0) return;
+  app.proxy = true;
+  // Koa takes the last `maxIpsCount` entries of X-Forwarded-For: the ones our own proxies
+  // appended. Entries to their left are whatever the caller wrote and are never used.
+  app.maxIpsCount = hops;
+}
 
-/** Gives each request an id (the caller's X-Request-Id when sane) and one log line at its end. */
-function requestLog(logger: Logger): Koa.Middleware {
-  return async (ctx, next) => {
-    const given = ctx.get('x-request-id');
-    ctx.requestId = REQUEST_ID.test(given) ? given : randomUUID();
-    ctx.set('X-Request-Id', ctx.requestId);
-    ctx.log = logger.child({ requestId: ctx.requestId });
-    const started = performance.now();
-    try {
-      await next();
-    } finally {
-      ctx.log.info(
-        {
-          method: ctx.method,
-          path: ctx.path,
-          status: ctx.status,
-          ms: Math.round(performance.now() - started),
-        },
-        'request',
-      );
+/** GET /metrics, asking for METRICS_TOKEN as a bearer token when one is set. */
+function metricsRoute(metrics: Metrics, token: string | undefined, limiter: FailedAuthLimiter | null) {
+  const tokens = token ? new SecretSet([token]) : null;
+  const handlers: Middleware[] = [];
+  if (tokens && limiter) handlers.push(limiter.gate());
+  handlers.push(async (ctx) => {
+    if (tokens) {
+      const bearer = /^Bearer +(\S+) *$/i.exec(ctx.get('authorization'));
+      if (!bearer || !tokens.matches(bearer[1]!)) {
+        await limiter?.recordFailure(ctx.ip);
+        ctx.set('WWW-Authenticate', 'Bearer realm="taskgate metrics"');
+        throw unauthorized();
+      }
     }
-  };
+    ctx.type = metrics.contentType;
+    ctx.body = await metrics.text();
+  });
+  return handlers;
 }
 
 /** Builds the Koa app without listening: `serve` listens, tests use supertest. */
 export function createApp(deps: AppDeps): Koa {
+  const { config, registry, runner, metrics } = deps;
+  const given = [config, registry, runner].filter(Boolean).length;
+  if (given !== 0 && given !== 3)
+    throw new Error('createApp: the task routes need config, registry and runner');
+
   const app = new Koa();
   app.silent = true;
   const router = new Router();
@@ -61,9 +86,32 @@ export function createApp(deps: AppDeps): Koa {
       : { status: 'ok' };
   });
 
-  app.use(requestLog(deps.logger));
+  let limiter: FailedAuthLimiter | null = null;
+  if (config && registry && runner) {
+    trustProxy(app, config.http.trustProxyHops);
+    limiter = new FailedAuthLimiter({
+      limit: config.http.authFailureLimit,
+      windowSeconds: config.http.authFailureWindowSeconds,
+    });
+    addCronRoutes(
+      router,
+      { orm: deps.orm, config, registry, runner },
+      {
+        gate: limiter.gate(),
+        authenticate: authenticate({
+          secrets: new SecretSet(config.secrets),
+          limiter,
+          seen: new SeenSignatures(deps.orm),
+          toleranceSeconds: config.http.signatureToleranceSeconds,
+        }),
+      },
+    );
+  }
+  if (metrics) router.get('/metrics', ...metricsRoute(metrics, config?.http.metricsToken, limiter));
+
+  app.use(requestLog(deps.logger, metrics));
   app.use(errorHandler());
   app.use(router.routes());
-  app.use(router.allowedMethods({ throw: false }));
+  app.use(router.allowedMethods());
   return app;
 }

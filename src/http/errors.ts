@@ -1,7 +1,7 @@
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { isTaskgateError, TaskgateError } from '../errors.js';
 
-/** koa/body parser errors carry a status; they become TaskgateErrors with a stable code. */
+/** Errors koa and its middleware throw carry a status; they become TaskgateErrors with a stable code. */
 function fromHttpError(error: { status?: number; type?: string; message?: string }): TaskgateError | null {
   switch (error.status) {
     case 400:
@@ -9,9 +9,7 @@ function fromHttpError(error: { status?: number; type?: string; message?: string
         error.type === 'entity.parse.failed' || /JSON/i.test(error.message ?? '')
           ? 'INVALID_JSON'
           : 'BAD_REQUEST',
-        error.type === 'entity.parse.failed'
-          ? 'the request body is not valid JSON'
-          : (error.message ?? 'bad request'),
+        error.type === 'entity.parse.failed' ? 'the request body is not valid JSON' : 'bad request',
       );
     case 413:
       return new TaskgateError('PAYLOAD_TOO_LARGE', 'the request body is too large');
@@ -23,6 +21,32 @@ function fromHttpError(error: { status?: number; type?: string; message?: string
     default:
       return null;
   }
+}
+
+/**
+ * What the router left without a body: no route (404), or a route without this method (405, or
+ * 501 for a method it does not know; both answered 405 with the Allow header the router set).
+ */
+function unanswered(ctx: Context): TaskgateError | null {
+  if (ctx.body !== undefined && ctx.body !== null) return null;
+  if (ctx.status === 404) return new TaskgateError('NOT_FOUND', `no route for ${ctx.method} ${ctx.path}`);
+  if (ctx.status === 405 || ctx.status === 501) {
+    const allow = ctx.response.get('Allow');
+    return new TaskgateError('METHOD_NOT_ALLOWED', `${ctx.method} is not allowed here`, {
+      allowed: allow ? allow.split(/, */) : [],
+    });
+  }
+  return null;
+}
+
+function send(ctx: Context, error: TaskgateError): void {
+  ctx.status = error.status;
+  ctx.body = {
+    status: 'error',
+    code: error.code,
+    message: error.expose ? error.message : 'internal error',
+    ...error.details,
+  };
 }
 
 /**
@@ -39,13 +63,10 @@ export function errorHandler(): Middleware {
         : (fromHttpError(caught as { status?: number }) ??
           new TaskgateError('INTERNAL', 'internal error', {}, { cause: caught }));
       if (error.code === 'INTERNAL') ctx.log?.error({ err: caught }, 'request failed');
-      ctx.status = error.status;
-      ctx.body = {
-        status: 'error',
-        code: error.code,
-        message: error.expose ? error.message : 'internal error',
-        ...error.details,
-      };
+      send(ctx, error);
+      return;
     }
+    const error = unanswered(ctx);
+    if (error) send(ctx, error);
   };
 }

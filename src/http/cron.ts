@@ -1,0 +1,89 @@
+import type Router from '@koa/router';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Middleware } from 'koa';
+import { z } from 'zod';
+import { taskCatalog } from '../catalog.js';
+import type { Config } from '../config.js';
+import { RUN_STATUSES } from '../db/entities.js';
+import { TaskgateError } from '../errors.js';
+import { type Registry, TASK_NAME } from '../registry.js';
+import type { Runner } from '../runner.js';
+import { findRun, listRuns } from '../runs.js';
+import { jsonBody } from './body.js';
+import { LEGACY_FLUSH_BODY, trigger } from './trigger.js';
+
+/** The seed's route and the task it ran, kept so that a workflow written for it works unchanged. */
+export const LEGACY_FLUSH_ROUTE = '/api/v1/auth/cron/flush-tokens/';
+export const LEGACY_FLUSH_TASK = 'flushexpiredtokens_daily';
+
+export interface CronDeps {
+  orm: MikroORM;
+  config: Config;
+  registry: Registry;
+  runner: Runner;
+}
+
+const runsQuery = z.strictObject({
+  task: z.string().regex(TASK_NAME, 'must be a task name').optional(),
+  status: z.enum(RUN_STATUSES).optional(),
+  limit: z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(500))
+    .default(50),
+});
+
+export interface Guard {
+  /** The failed-auth limiter: a blocked address is turned away before anything else. */
+  gate: Middleware;
+  authenticate: Middleware;
+}
+
+/**
+ * The routes behind the secret. Nothing is looked up before the guard has let the request
+ * through; on POST routes the body is read between the two, because a signature covers it.
+ */
+export function addCronRoutes(router: Router, deps: CronDeps, { gate, authenticate }: Guard): void {
+  const guard = [gate, authenticate];
+  const postGuard = [gate, jsonBody(), authenticate];
+
+  router.get('/cron', ...guard, async (ctx) => {
+    const tasks = await taskCatalog(deps.registry, deps.orm.em.fork(), new Date());
+    ctx.body = { status: 'success', tasks };
+  });
+
+  router.get('/cron/runs', ...guard, async (ctx) => {
+    const parsed = runsQuery.safeParse(ctx.query);
+    if (!parsed.success) {
+      const errors = parsed.error.issues.map((issue) => ({
+        field: issue.path.join('.') || ('keys' in issue ? issue.keys.join(',') : null),
+        message: issue.message,
+      }));
+      throw new TaskgateError('BAD_REQUEST', 'invalid query: task, status and limit are understood', {
+        errors,
+      });
+    }
+    const runs = await listRuns(deps.orm.em.fork(), parsed.data);
+    ctx.body = { status: 'success', runs };
+  });
+
+  router.get('/cron/runs/:id', ...guard, async (ctx) => {
+    const run = await findRun(deps.orm.em.fork(), ctx.params.id!);
+    if (!run) throw new TaskgateError('RUN_NOT_FOUND', `no run with id ${ctx.params.id}`);
+    ctx.body = { status: 'success', run };
+  });
+
+  router.post('/cron/:task', ...postGuard, async (ctx) => {
+    await trigger(ctx, deps, ctx.params.task!);
+  });
+
+  // Django's route ends in a slash; callers that drop it are answered the same.
+  router.post([LEGACY_FLUSH_ROUTE, LEGACY_FLUSH_ROUTE.slice(0, -1)], ...postGuard, async (ctx) => {
+    await trigger(ctx, deps, LEGACY_FLUSH_TASK);
+    if (ctx.status === 200) {
+      ctx.type = 'application/json';
+      ctx.body = LEGACY_FLUSH_BODY;
+    }
+  });
+}

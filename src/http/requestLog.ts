@@ -1,0 +1,44 @@
+import { randomUUID } from 'node:crypto';
+import type { Middleware } from 'koa';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Gives each request an id (the caller's X-Request-Id when sane) and a child logger carrying it,
+ * then writes one line and counts the request once it is answered. Headers are never logged:
+ * they are where the credentials are.
+ */
+export function requestLog(logger: Logger, metrics?: Metrics): Middleware {
+  return async (ctx, next) => {
+    const given = ctx.get('x-request-id');
+    ctx.requestId = REQUEST_ID.test(given) ? given : randomUUID();
+    ctx.set('X-Request-Id', ctx.requestId);
+    ctx.log = logger.child({ requestId: ctx.requestId });
+    const started = performance.now();
+    try {
+      await next();
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      ctx.log.info(
+        {
+          method: ctx.method,
+          path: ctx.path,
+          status: ctx.status,
+          ms: Math.round(seconds * 1000),
+          ip: ctx.ip,
+          ...(ctx.state.runId ? { runId: ctx.state.runId } : {}),
+        },
+        'request',
+      );
+      if (metrics) {
+        // The route pattern, never the raw path: task names and run ids would make labels unbounded.
+        const route = (ctx as { _matchedRoute?: string | RegExp })._matchedRoute;
+        const labels = { route: route ? String(route) : 'unmatched', method: ctx.method };
+        metrics.httpRequests.inc({ ...labels, status: String(ctx.status) });
+        metrics.httpDuration.observe(labels, seconds);
+      }
+    }
+  };
+}

@@ -1,0 +1,149 @@
+import type { Context } from 'koa';
+import type { Config } from '../config.js';
+import { TaskgateError } from '../errors.js';
+import type { Runner } from '../runner.js';
+import type { RunRecord } from '../runs.js';
+
+/** The seed's answer, byte for byte (Django's JsonResponse puts a space after `:` and `,`). */
+export const LEGACY_FLUSH_BODY = '{"status": "success", "message": "Expired tokens flushed successfully."}';
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+export interface TriggerDeps {
+  runner: Runner;
+  config: Config;
+}
+
+export interface Preferences {
+  respondAsync: boolean;
+  /** RFC 7240 `wait=<seconds>`: how long the caller is willing to wait. */
+  waitSeconds: number | null;
+}
+
+/** Reads the RFC 7240 `Prefer` header; unknown preferences are ignored, as the RFC asks. */
+export function preferences(header: string): Preferences {
+  const result: Preferences = { respondAsync: false, waitSeconds: null };
+  for (const token of header.split(',')) {
+    const [name = '', value] = token
+      .split(';')[0]!
+      .split('=')
+      .map((s) => s.trim().toLowerCase());
+    if (name === 'respond-async') result.respondAsync = true;
+    if (name === 'wait' && value !== undefined && /^\d+$/.test(value)) result.waitSeconds = Number(value);
+  }
+  return result;
+}
+
+/** The JSON body: the task's params, plus `dryRun`. */
+function runOptions(body: unknown): { params: Record<string, unknown>; dryRun: boolean } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new TaskgateError('INVALID_PARAMS', "the request body must be a JSON object of the task's params", {
+      errors: [{ field: null, message: 'expected an object' }],
+    });
+  }
+  const { dryRun, ...params } = body as Record<string, unknown>;
+  if (dryRun !== undefined && typeof dryRun !== 'boolean') {
+    throw new TaskgateError('INVALID_PARAMS', 'dryRun must be true or false', {
+      errors: [{ field: 'dryRun', message: 'expected a boolean' }],
+    });
+  }
+  return { params, dryRun: dryRun ?? false };
+}
+
+function idempotencyKey(ctx: Context): string | null {
+  const key = ctx.get('idempotency-key');
+  if (key === '') return null;
+  if (!IDEMPOTENCY_KEY.test(key)) {
+    throw new TaskgateError('BAD_REQUEST', 'Idempotency-Key must be 1 to 255 visible ASCII characters');
+  }
+  return key;
+}
+
+/**
+ * The finished run, or null when it has not finished within `ms`. The run goes on either way:
+ * only this request stops waiting for it.
+ */
+async function waitAtMost(runner: Runner, runId: string, ms: number): Promise<RunRecord | null> {
+  if (ms <= 0) return null;
+  const stop = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const waiting = runner.wait(runId, stop.signal);
+  // Once the time-out has answered, a late failure of the wait has no one left to tell.
+  waiting.catch(() => undefined);
+  try {
+    return await Promise.race([
+      waiting,
+      new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    stop.abort();
+  }
+}
+
+export const runLocation = (runId: string) => `/cron/runs/${runId}`;
+
+function accepted(ctx: Context, run: RunRecord, prefs: Preferences): void {
+  const location = runLocation(run.id);
+  ctx.status = 202;
+  ctx.set('Location', location);
+  if (prefs.respondAsync) ctx.set('Preference-Applied', 'respond-async');
+  ctx.body = {
+    status: 'accepted',
+    task: run.task,
+    runId: run.id,
+    message: `${run.task} is running: GET ${location} tells how it ends`,
+    location,
+  };
+}
+
+/** A finished run as an answer: 200 when it succeeded, an error with a stable code otherwise. */
+function finished(ctx: Context, run: RunRecord): void {
+  const fields = { task: run.task, runId: run.id, durationMs: run.durationMs };
+  switch (run.status) {
+    case 'succeeded':
+      ctx.body = {
+        status: 'success',
+        ...fields,
+        message: `${run.task} succeeded${run.dryRun ? ' (dry run)' : ''}`,
+        result: run.result,
+        dryRun: run.dryRun,
+      };
+      return;
+    case 'failed':
+      throw new TaskgateError('TASK_FAILED', `${run.task} failed: ${run.error ?? 'unknown error'}`, fields);
+    default:
+      throw new TaskgateError(
+        'TASK_INTERRUPTED',
+        `${run.task} did not finish (${run.status}): ${run.error ?? 'no reason recorded'}`,
+        { ...fields, runStatus: run.status },
+      );
+  }
+}
+
+/**
+ * Starts the task through the runner and answers: at once with 202 when the caller prefers
+ * (`Prefer: respond-async`), else when the run ends, or with 202 once SYNC_WAIT_MS (or the
+ * caller's `Prefer: wait=`) has passed, so no proxy time-out cuts a long run's answer.
+ */
+export async function trigger(ctx: Context, deps: TriggerDeps, task: string): Promise<void> {
+  const { params, dryRun } = runOptions(ctx.request.body);
+  const key = idempotencyKey(ctx);
+  const prefs = preferences(ctx.get('prefer'));
+  const { run, replayed } = await deps.runner.start({
+    task,
+    params,
+    dryRun,
+    trigger: 'http',
+    idempotencyKey: key,
+  });
+  ctx.state.runId = run.id;
+  if (replayed) ctx.set('Idempotent-Replayed', 'true');
+  let waitMs = prefs.respondAsync ? 0 : deps.config.http.syncWaitMs;
+  if (prefs.waitSeconds !== null) waitMs = Math.min(waitMs, prefs.waitSeconds * 1000);
+  const end = run.status === 'running' ? await waitAtMost(deps.runner, run.id, waitMs) : run;
+  if (end) finished(ctx, end);
+  else accepted(ctx, run, prefs);
+}

@@ -1,0 +1,117 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { TaskInfo } from './catalog.js';
+import type { RunListener } from './runner.js';
+
+/** Where the per-task gauges come from at scrape time: the catalog, read from the database. */
+export type TaskSource = () => Promise<TaskInfo[]>;
+
+export interface MetricsOptions {
+  /** Process metrics (CPU, memory, event loop lag) as prom-client collects them. */
+  processMetrics?: boolean;
+  /** Reads the tasks' last runs at scrape time; without it the per-task gauges stay empty. */
+  tasks?: TaskSource;
+}
+
+/**
+ * taskgate's Prometheus metrics, in a registry of their own so that every app (and every test)
+ * counts alone. Runs are counted as this process sees them finish; the last success and overdue
+ * gauges are read from the database at scrape time, so they survive restarts and include runs
+ * started by other replicas or the CLI.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly runs: Counter<'task' | 'status'>;
+  readonly runDuration: Histogram<'task' | 'status'>;
+  readonly httpRequests: Counter<'route' | 'method' | 'status'>;
+  readonly httpDuration: Histogram<'route' | 'method'>;
+  private tasks: TaskSource | undefined;
+
+  constructor(options: MetricsOptions = {}) {
+    const registers = [this.registry];
+    this.tasks = options.tasks;
+    this.runs = new Counter({
+      name: 'taskgate_runs_total',
+      help: 'Runs finished by this process, by task and final status.',
+      labelNames: ['task', 'status'],
+      registers,
+    });
+    this.runDuration = new Histogram({
+      name: 'taskgate_run_duration_seconds',
+      help: 'How long runs took, by task and final status.',
+      labelNames: ['task', 'status'],
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900],
+      registers,
+    });
+    this.httpRequests = new Counter({
+      name: 'taskgate_http_requests_total',
+      help: 'HTTP requests answered, by route pattern, method and status.',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    });
+    this.httpDuration = new Histogram({
+      name: 'taskgate_http_request_duration_seconds',
+      help: 'Time to answer HTTP requests, by route pattern and method.',
+      labelNames: ['route', 'method'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers,
+    });
+    const source = () => this.tasks;
+    let pending: Promise<TaskInfo[] | null> | null = null;
+    // Both gauges come from one catalog read per scrape, whichever gauge asks first.
+    const catalog = () => {
+      pending ??= (source()?.() ?? Promise.resolve(null))
+        .catch(() => null)
+        .finally(() => setImmediate(() => (pending = null)));
+      return pending;
+    };
+    new Gauge({
+      name: 'taskgate_last_success_timestamp_seconds',
+      help: 'When the last successful (not dry) run of each task started, in Unix seconds.',
+      labelNames: ['task'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const task of (await catalog()) ?? []) {
+          if (task.lastSuccess) this.set({ task: task.name }, Date.parse(task.lastSuccess.startedAt) / 1000);
+        }
+      },
+    });
+    new Gauge({
+      name: 'taskgate_task_overdue',
+      help: '1 when a scheduled task has missed its expected run, else 0.',
+      labelNames: ['task'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const task of (await catalog()) ?? []) {
+          const overdue = (task as TaskInfo & { overdue?: unknown }).overdue;
+          if (typeof overdue === 'boolean') this.set({ task: task.name }, overdue ? 1 : 0);
+        }
+      },
+    });
+    if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'taskgate_' });
+  }
+
+  /** Set once the database is open (the listener is needed before it is). */
+  readTasksFrom(source: TaskSource): void {
+    this.tasks = source;
+  }
+
+  /** Give this to the runner: it counts runs and their durations as they finish. */
+  readonly runListener: RunListener = {
+    onFinish: (run) => {
+      this.runs.inc({ task: run.task, status: run.status });
+      if (run.durationMs !== null) {
+        this.runDuration.observe({ task: run.task, status: run.status }, run.durationMs / 1000);
+      }
+    },
+  };
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
