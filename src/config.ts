@@ -39,6 +39,19 @@ const proxyHops = optionalText
       .pipe(z.number().int().min(0).max(10)),
   );
 
+/** An http(s) URL; it may hold a token, so the message never repeats it. */
+const httpUrl = optionalText.refine((value) => {
+  if (value === undefined) return true;
+  try {
+    return ['http:', 'https:'].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}, 'must be an http:// or https:// URL');
+
+/** `HEARTBEAT_URL_<TASK>`: one dead-man's-switch ping URL per task, the task name in capitals. */
+export const HEARTBEAT_PREFIX = 'HEARTBEAT_URL_';
+
 const schema = z.object({
   NODE_ENV: optionalText.pipe(z.enum(['development', 'production', 'test']).optional()),
   DATABASE_URL: optionalText.pipe(
@@ -65,6 +78,9 @@ const schema = z.object({
   ),
   SHUTDOWN_GRACE_MS: integer(20_000, 0, 600_000),
   TASKS_DIR: optionalText,
+  ALERT_WEBHOOK_URL: httpUrl,
+  OVERDUE_CHECK_INTERVAL_MS: integer(300_000, 0, 86_400_000),
+  TASKGATE_URL: httpUrl,
   SIMPLEJWT_OUTSTANDING_TABLE: identifier('token_blacklist_outstandingtoken'),
   SIMPLEJWT_BLACKLIST_TABLE: identifier('token_blacklist_blacklistedtoken'),
 });
@@ -85,6 +101,19 @@ export interface Config {
   tasksDir: string | undefined;
   tokenTables: { outstanding: string; blacklist: string };
   http: HttpConfig;
+  scheduling: SchedulingConfig;
+}
+
+/** Missed-run alarms, heartbeats, and the remote taskgate the CLI's `trigger` and `status` call. */
+export interface SchedulingConfig {
+  /** Where failure and overdue alerts are posted as JSON (Slack-compatible `text`); unset: no alerts. */
+  alertWebhookUrl: string | undefined;
+  /** How often `serve` looks for overdue tasks (ms); 0 never looks. */
+  overdueCheckMs: number;
+  /** Ping URLs by task name (Healthchecks.io style: `/start`, success, `/fail`). */
+  heartbeatUrls: Record<string, string>;
+  /** The base URL of a remote taskgate (TASKGATE_URL). */
+  remoteUrl: string | undefined;
 }
 
 /** The HTTP face's settings (see .env.sample for what each is for). */
@@ -125,6 +154,17 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
     throw new ConfigError(`${variable} ${issue.message.replace(/^Invalid input: /, '')}`);
   }
   const vars = parsed.data;
+  const heartbeatUrls: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(HEARTBEAT_PREFIX) || value === undefined || value.trim() === '') continue;
+    const task = name.slice(HEARTBEAT_PREFIX.length);
+    if (!/^[A-Z0-9_]+$/.test(task)) {
+      throw new ConfigError(`${name} must be ${HEARTBEAT_PREFIX} followed by a task name in capitals`);
+    }
+    const url = httpUrl.safeParse(value);
+    if (!url.success) throw new ConfigError(`${name} must be an http:// or https:// URL`);
+    heartbeatUrls[task.toLowerCase()] = url.data!;
+  }
   const nodeEnv = vars.NODE_ENV ?? 'development';
   const production = nodeEnv === 'production';
 
@@ -169,6 +209,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
       signatureToleranceSeconds: vars.SIGNATURE_TOLERANCE_SECONDS,
       authFailureLimit: vars.AUTH_FAILURE_LIMIT,
       authFailureWindowSeconds: vars.AUTH_FAILURE_WINDOW_SECONDS,
+    },
+    scheduling: {
+      alertWebhookUrl: vars.ALERT_WEBHOOK_URL,
+      overdueCheckMs: vars.OVERDUE_CHECK_INTERVAL_MS,
+      heartbeatUrls,
+      remoteUrl: vars.TASKGATE_URL,
     },
   };
 }

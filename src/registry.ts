@@ -80,6 +80,9 @@ export function validateTask(file: string, exported: unknown): RegisteredTask {
   if (task.timeoutMs !== undefined && !(Number.isInteger(task.timeoutMs) && task.timeoutMs > 0)) {
     throw invalid(file, 'timeoutMs must be a positive integer');
   }
+  if (task.graceMs !== undefined && !(Number.isInteger(task.graceMs) && task.graceMs > 0)) {
+    throw invalid(file, 'graceMs must be a positive integer');
+  }
   let schedule: Schedule | null = null;
   if (task.schedule !== null && task.schedule !== undefined) {
     try {

@@ -111,6 +111,7 @@ headers=$(mktemp)
 header() { grep -i "^$1:" "$headers" | tail -n 1 | cut -d: -f2- | tr -d '\\r' | sed 's/^ *//' || true; }
 show() { jq . "$answer" 2>/dev/null || cat "$answer"; echo; }
 field() { jq -r "$1 // empty" "$answer" 2>/dev/null || true; }
+run_field() { field "(.run // .) | $1"; }
 summary() { if [ -n "\${GITHUB_STEP_SUMMARY:-}" ]; then echo "$1" >> "$GITHUB_STEP_SUMMARY"; fi; }
 secret_header() { printf 'X-Cron-Secret: %s\\n' "$CRON_SECRET_KEY"; }
 
@@ -157,16 +158,16 @@ case "$code" in
       code=$(curl -sS -o "$answer" -w '%{http_code}' --connect-timeout 20 --max-time 60 \\
         -H @<(secret_header) -H 'Accept: application/json' "$url") || true
       if [ "$code" = 200 ]; then
-        status=$(field .status)
+        status=$(run_field .status)
         case "$status" in
           running) ;;
           succeeded)
             show
-            summary "$TASK succeeded in $(field .durationMs) ms (run $(field .id))"
+            summary "$TASK succeeded in $(run_field .durationMs) ms (run $(run_field .id))"
             exit 0 ;;
           *)
             show
-            echo "::error::$TASK $status: $(field .error)"
+            echo "::error::$TASK $status: $(run_field .error)"
             exit 1 ;;
         esac
       elif ! [[ "$code" =~ ^(000|429|502|503|504)$ ]]; then
