@@ -54,6 +54,7 @@ function metricsRoute(metrics: Metrics, token: string | undefined, limiter: Fail
       const bearer = /^Bearer +(\S+) *$/i.exec(ctx.get('authorization'));
       if (!bearer || !tokens.matches(bearer[1]!)) {
         await limiter?.recordFailure(ctx.ip);
+        ctx.log.warn({ reason: 'wrong metrics token', ip: ctx.ip }, 'authentication refused');
         ctx.set('WWW-Authenticate', 'Bearer realm="taskgate metrics"');
         throw unauthorized();
       }

@@ -1,0 +1,82 @@
+import { expect } from 'chai';
+import request from 'supertest';
+import { signRequest } from '../src/http/signature.js';
+import { buildApp, PREVIOUS_SECRET, SECRET, type TestApp } from './http-support.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+
+const METRICS_TOKEN = 'metrics-token-for-the-log-test-0123456789';
+
+describe('HTTP: log lines', () => {
+  let db: TestDatabase;
+  let app: TestApp;
+  let signature: string;
+
+  before(async () => {
+    db = await createTestDatabase();
+    app = await buildApp(db.orm, { CRON_SECRET_KEY_PREVIOUS: PREVIOUS_SECRET, METRICS_TOKEN });
+    const call = () => request(app.callback);
+    const body = JSON.stringify({ label: 'logged' });
+    signature = signRequest(SECRET, { method: 'POST', path: '/cron/echo', body });
+    // Every way a credential can reach taskgate, right and wrong, and a few failures around them.
+    await call().post('/cron/noop').set('X-Cron-Secret', SECRET);
+    await call().post('/cron/noop').set('Authorization', `Bearer ${PREVIOUS_SECRET}`);
+    await call().post('/cron/noop').set('X-Cron-Secret', `${SECRET}-but-wrong`);
+    await call()
+      .post('/cron/noop')
+      .set('Authorization', `Bearer ${SECRET.slice(1)}`);
+    await call()
+      .post('/cron/echo')
+      .set('Content-Type', 'application/json')
+      .set('X-Cron-Signature', signature)
+      .send(body);
+    await call()
+      .post('/cron/echo')
+      .set('Content-Type', 'application/json')
+      .set('X-Cron-Signature', signature)
+      .send(body);
+    await call().post('/cron/fail').set('X-Cron-Secret', SECRET);
+    await call().post('/cron/echo').set('X-Cron-Secret', SECRET).send({ secret: SECRET });
+    await call()
+      .post('/cron/echo')
+      .set('X-Cron-Secret', SECRET)
+      .set('Content-Type', 'application/json')
+      .send('{bad');
+    await call().post('/api/v1/auth/cron/flush-tokens/').set('X-Cron-Secret', SECRET);
+    await call().get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`);
+    await call().get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}x`);
+    await call().get('/cron/runs').set('X-Cron-Secret', SECRET).set('X-Request-Id', 'caller-chosen-id-1');
+  });
+  after(async () => {
+    await app.close();
+    await db.drop();
+  });
+
+  it('never contain a secret, the previous secret, the metrics token or a signature', () => {
+    const text = app.logs.text;
+    expect(app.logs.lines().length).to.be.above(20);
+    for (const [name, value] of Object.entries({ SECRET, PREVIOUS_SECRET, METRICS_TOKEN })) {
+      expect(text.includes(value), name).to.equal(false);
+    }
+    const digest = signature.split('v1=')[1]!;
+    expect(text.includes(digest), 'the signature digest').to.equal(false);
+  });
+
+  it('give every request one line with its request id, method, path, status and address', () => {
+    const requests = app.logs.lines().filter((line) => line.msg === 'request');
+    expect(requests).to.have.length(13);
+    for (const line of requests) {
+      expect(line.requestId).to.be.a('string').and.not.empty;
+      expect(line).to.include.keys(['method', 'path', 'status', 'ms', 'ip']);
+    }
+    expect(requests.at(-1)).to.include({ requestId: 'caller-chosen-id-1', path: '/cron/runs', status: 200 });
+  });
+
+  it('carry the request id on every line written for a request, and the run id on a trigger', () => {
+    const httpLines = app.logs.lines().filter((line) => line.runId === undefined || line.msg === 'request');
+    for (const line of httpLines) expect(line.requestId, JSON.stringify(line)).to.be.a('string');
+    const refused = app.logs.lines().filter((line) => line.msg === 'authentication refused');
+    expect(refused.map((line) => line.reason)).to.include.members(['wrong secret', 'replayed signature']);
+    const triggered = app.logs.lines().find((line) => line.msg === 'request' && line.path === '/cron/fail');
+    expect(triggered?.runId).to.be.a('string');
+  });
+});
