@@ -22,6 +22,8 @@ export const ERROR_CODES = {
   DATABASE_UNAVAILABLE: { status: 503, exitCode: 1 },
   INVALID_TASK: { status: 500, exitCode: 1 },
   INTERNAL: { status: 500, exitCode: 1 },
+  /** The CLI's trigger gave up on a remote taskgate that never answered (taskgate itself never sends it). */
+  UNREACHABLE: { status: 502, exitCode: 1 },
 } as const satisfies Record<string, { status: number; exitCode: number }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -5,6 +5,7 @@ import { registerTaskCommands } from './commands.js';
 import { EXIT, exitCodeFor } from './exit.js';
 import { printError } from './output.js';
 import { serve } from './serve.js';
+import { registerTriggerCommand } from './trigger.js';
 import { registerWorkflowCommand } from './workflow.js';
 
 /** The `taskgate` command line. Errors become exit codes in exactly one place: below. */
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<void> {
     });
   registerTaskCommands(cli);
   registerWorkflowCommand(cli);
+  registerTriggerCommand(cli);
   try {
     await cli.parseAsync();
   } catch (error) {

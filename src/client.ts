@@ -1,0 +1,275 @@
+import { createHmac, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ERROR_CODES, type ErrorCode, TaskgateError } from './errors.js';
+
+/**
+ * The client side of `POST /cron/<task>`: what `taskgate trigger` (and any scheduler written in
+ * TypeScript) uses to run a task on a remote taskgate that may be asleep. It wakes the host
+ * (`GET /healthz` until 200), sends the trigger with one Idempotency-Key however often it has to
+ * retry, so the task runs once, and follows a 202 to the run's end.
+ */
+export interface TriggerOptions {
+  /** The remote taskgate, e.g. https://app.onrender.com (a path prefix is kept). */
+  baseUrl: string;
+  secret: string;
+  task: string;
+  params?: Record<string, unknown>;
+  dryRun?: boolean;
+  /** Send an HMAC signature (X-Cron-Signature) instead of the secret itself. */
+  sign?: boolean;
+  /** Default: a fresh UUID, reused by every retry of this trigger. */
+  idempotencyKey?: string;
+  /** Ask for 202 as soon as the run has started (`Prefer: respond-async`). */
+  async?: boolean;
+  /** With `async`: follow the run to its end anyway. Without `async` the client always waits. */
+  wait?: boolean;
+  /** How long to keep retrying while the host wakes or answers 503 (default 300 s). */
+  wakeTimeoutMs?: number;
+  /** Pause between retries (default 5 s; a Retry-After header wins). */
+  retryDelayMs?: number;
+  /** Longest single request (default 120 s; the server answers 202 well before). */
+  requestTimeoutMs?: number;
+  /** Pause between looks at a running run (default 2 s). */
+  pollMs?: number;
+  /** How long to follow a run before giving up on it (default 1 h). */
+  waitTimeoutMs?: number;
+  /** Progress lines for a person (never holding the secret). */
+  log?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface TriggerResult {
+  /** taskgate's last JSON answer: the 200 body, the 202 body, the finished run, or the error. */
+  body: unknown;
+  /** Why the trigger did not succeed, with the code that gives the exit status; null on success. */
+  error: TaskgateError | null;
+  runId: string | null;
+  idempotencyKey: string;
+}
+
+type Json = Record<string, unknown>;
+
+interface Answer {
+  status: number;
+  body: Json | null;
+  headers: Headers;
+}
+
+/** Answers that mean "not now": a proxy in front of a waking host, the limiter, a time-out. */
+const TRANSIENT = new Set([408, 429, 502, 503, 504]);
+
+const DEFAULTS = {
+  wakeTimeoutMs: 300_000,
+  retryDelayMs: 5_000,
+  requestTimeoutMs: 120_000,
+  pollMs: 2_000,
+  waitTimeoutMs: 3_600_000,
+};
+
+/** The X-Cron-Signature header for one request: taskgate accepts each signature once. */
+export function signatureHeader(secret: string, method: string, path: string, body: string, at = Date.now()) {
+  const t = Math.floor(at / 1000);
+  const digest = createHmac('sha256', secret).update(`${t}.${method}.${path}.${body}`, 'utf8').digest('hex');
+  return `t=${t},v1=${digest}`;
+}
+
+function errorFrom(status: number, body: Json | null): TaskgateError {
+  const code = typeof body?.code === 'string' && body.code in ERROR_CODES ? (body.code as ErrorCode) : null;
+  const { status: _s, code: _c, message, ...details } = body ?? {};
+  const text = typeof message === 'string' ? message : `taskgate answered HTTP ${status}`;
+  return new TaskgateError(code ?? (status === 401 ? 'UNAUTHORIZED' : 'INTERNAL'), text, details);
+}
+
+function retryAfterMs(headers: Headers): number | null {
+  const value = headers.get('retry-after');
+  return value && /^\d+$/.test(value) ? Number(value) * 1000 : null;
+}
+
+function describe(failure: unknown): string {
+  const cause = (failure as { cause?: { code?: string } }).cause;
+  if (cause?.code) return cause.code;
+  if ((failure as Error).name === 'TimeoutError') return 'timed out';
+  return (failure as Error).message ?? String(failure);
+}
+
+export class TriggerClient {
+  private readonly o: Required<Omit<TriggerOptions, 'params' | 'signal' | 'log' | 'idempotencyKey'>> &
+    TriggerOptions;
+  private readonly base: URL;
+  private readonly key: string;
+  private readonly log: (line: string) => void;
+
+  constructor(options: TriggerOptions) {
+    let base: URL;
+    try {
+      base = new URL(options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`);
+      if (!['http:', 'https:'].includes(base.protocol)) throw new Error('not http');
+    } catch {
+      throw new TaskgateError(
+        'BAD_REQUEST',
+        `--url must be an http:// or https:// URL, not "${options.baseUrl}"`,
+      );
+    }
+    this.base = base;
+    this.o = { ...DEFAULTS, dryRun: false, sign: false, async: false, wait: false, ...options };
+    // Signatures carry whole seconds and are accepted once: never sign twice in one second.
+    if (this.o.sign) this.o.retryDelayMs = Math.max(this.o.retryDelayMs, 1_000);
+    if (this.o.sign) this.o.pollMs = Math.max(this.o.pollMs, 1_000);
+    this.key = options.idempotencyKey ?? randomUUID();
+    this.log = options.log ?? (() => undefined);
+  }
+
+  private url(path: string): URL {
+    return new URL(path.replace(/^\//, ''), this.base);
+  }
+
+  private async request(method: string, url: URL, body?: string, extra: Json = {}): Promise<Answer> {
+    const headers: Record<string, string> = {
+      Accept: 'application/json',
+      ...(extra as Record<string, string>),
+    };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (this.o.sign) {
+      headers['X-Cron-Signature'] = signatureHeader(
+        this.o.secret,
+        method,
+        url.pathname + url.search,
+        body ?? '',
+      );
+    } else {
+      headers['X-Cron-Secret'] = this.o.secret;
+    }
+    const timeout = AbortSignal.timeout(this.o.requestTimeoutMs);
+    const signal = this.o.signal ? AbortSignal.any([this.o.signal, timeout]) : timeout;
+    const response = await fetch(url, { method, headers, body, signal, redirect: 'manual' });
+    const text = await response.text();
+    let json: Json | null = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = null;
+    }
+    return { status: response.status, body: json, headers: response.headers };
+  }
+
+  /**
+   * Sends the request until it gets an answer that is not transient or the deadline passes.
+   * Only safe for requests that cannot act twice: GETs, and the POST with its Idempotency-Key.
+   */
+  private async untilAnswered(
+    what: string,
+    deadline: number,
+    send: () => Promise<Answer>,
+    done: (answer: Answer) => boolean,
+  ): Promise<Answer> {
+    for (let attempt = 1; ; attempt++) {
+      let answer: Answer | null = null;
+      let problem: string;
+      try {
+        answer = await send();
+        if (done(answer)) return answer;
+        problem = `HTTP ${answer.status}`;
+      } catch (failure) {
+        if (this.o.signal?.aborted) throw failure;
+        problem = describe(failure);
+      }
+      const pause = (answer && retryAfterMs(answer.headers)) ?? this.o.retryDelayMs;
+      if (Date.now() + pause > deadline) {
+        if (answer) return answer;
+        throw new TaskgateError(
+          'UNREACHABLE',
+          `${what} got no answer from ${this.base.origin} (${problem})`,
+          {
+            attempts: attempt,
+          },
+        );
+      }
+      this.log(`${what}: ${problem}, retrying in ${Math.round(pause / 100) / 10} s (attempt ${attempt})`);
+      await sleep(pause, undefined, { signal: this.o.signal });
+    }
+  }
+
+  /** GET /healthz until the host answers 200: a sleeping host refuses, hangs or says 503 first. */
+  async wake(): Promise<void> {
+    const deadline = Date.now() + this.o.wakeTimeoutMs;
+    const started = Date.now();
+    const answer = await this.untilAnswered(
+      'GET /healthz',
+      deadline,
+      () => this.request('GET', this.url('/healthz')),
+      (a) => !TRANSIENT.has(a.status),
+    );
+    if (answer.status !== 200) {
+      throw new TaskgateError(
+        'UNREACHABLE',
+        `GET /healthz answered HTTP ${answer.status}: is ${this.base.origin} taskgate?`,
+      );
+    }
+    this.log(`taskgate is up (${Math.round((Date.now() - started) / 100) / 10} s)`);
+  }
+
+  /** Wakes the host, triggers the task once, and (unless async without wait) follows it to its end. */
+  async trigger(): Promise<TriggerResult> {
+    await this.wake();
+    const body = JSON.stringify({ ...this.o.params, ...(this.o.dryRun ? { dryRun: true } : {}) });
+    const extra: Json = { 'Idempotency-Key': this.key };
+    if (this.o.async) extra.Prefer = 'respond-async';
+    const path = `/cron/${encodeURIComponent(this.o.task)}`;
+    const answer = await this.untilAnswered(
+      `POST ${path}`,
+      Date.now() + this.o.wakeTimeoutMs,
+      () => this.request('POST', this.url(path), body, extra),
+      (a) => !TRANSIENT.has(a.status),
+    );
+    const result = (error: TaskgateError | null, final: unknown = answer.body): TriggerResult => ({
+      body: final,
+      error,
+      runId: typeof answer.body?.runId === 'string' ? answer.body.runId : null,
+      idempotencyKey: this.key,
+    });
+    if (answer.status === 200) return result(null);
+    if (answer.status !== 202) return result(errorFrom(answer.status, answer.body));
+    if (this.o.async && !this.o.wait) return result(null);
+    const location = answer.headers.get('location') ?? `/cron/runs/${answer.body?.runId}`;
+    this.log(`${this.o.task} is running; following ${location}`);
+    const run = await this.follow(location);
+    return { ...result(runFailure(run), run), runId: String(run.id ?? answer.body?.runId ?? '') || null };
+  }
+
+  /** Looks at the run until it is no longer running; returns the run record. */
+  private async follow(location: string): Promise<Json> {
+    const deadline = Date.now() + this.o.waitTimeoutMs;
+    const url = /^https?:/.test(location) ? new URL(location) : this.url(location);
+    for (;;) {
+      const answer = await this.untilAnswered(
+        `GET ${url.pathname}`,
+        Date.now() + this.o.wakeTimeoutMs,
+        () => this.request('GET', url),
+        (a) => !TRANSIENT.has(a.status),
+      );
+      if (answer.status !== 200) throw errorFrom(answer.status, answer.body);
+      const run = (answer.body?.run ?? answer.body ?? {}) as Json;
+      if (run.status !== 'running') return run;
+      if (Date.now() + this.o.pollMs > deadline) {
+        throw new TaskgateError('UNREACHABLE', `${this.o.task} was still running when the wait ran out`, {
+          runId: run.id,
+        });
+      }
+      await sleep(this.o.pollMs, undefined, { signal: this.o.signal });
+    }
+  }
+}
+
+function runFailure(run: Json): TaskgateError | null {
+  if (run.status === 'succeeded') return null;
+  return new TaskgateError(
+    run.status === 'failed' ? 'TASK_FAILED' : 'TASK_INTERRUPTED',
+    `${run.task} ${run.status}: ${run.error ?? 'no reason recorded'}`,
+    { runId: run.id },
+  );
+}
+
+/** Triggers a task on a remote taskgate; see TriggerClient. */
+export function triggerRemote(options: TriggerOptions): Promise<TriggerResult> {
+  return new TriggerClient(options).trigger();
+}

@@ -1,0 +1,71 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** A request as a stub server saw it. */
+export interface SeenRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export interface StubAnswer {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface StubServer {
+  url: string;
+  port: number;
+  seen: SeenRequest[];
+  close(): Promise<void>;
+}
+
+/**
+ * A local HTTP server on 127.0.0.1 answering each request with what `answer` says: a stand-in
+ * for a remote taskgate, a proxy in front of a waking host, or an alert receiver.
+ */
+export async function stubServer(
+  answer: (request: SeenRequest, seen: SeenRequest[]) => StubAnswer | Promise<StubAnswer>,
+  port = 0,
+): Promise<StubServer> {
+  const seen: SeenRequest[] = [];
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', async () => {
+      const request = { method: req.method!, path: req.url!, headers: req.headers, body };
+      seen.push(request);
+      try {
+        const out = await answer(request, seen);
+        res.writeHead(out.status, { 'Content-Type': 'application/json', ...out.headers });
+        res.end(out.body === undefined ? '' : JSON.stringify(out.body));
+      } catch {
+        res.destroy();
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const actual = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${actual}`,
+    port: actual,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A port nothing listens on (yet): listen on 0, note the port, close. */
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
