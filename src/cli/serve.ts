@@ -1,12 +1,19 @@
 import type { Server } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
+import { taskCatalog } from '../catalog.js';
 import { createApp } from '../http/app.js';
+import { Metrics } from '../metrics.js';
 import { openServices } from '../service.js';
 import { bootstrap } from './context.js';
 
+/** How long answered-but-unsent responses get after the runs have settled, before sockets are cut. */
+const RESPONSE_DRAIN_MS = 5_000;
+
 /**
  * `taskgate serve` (and `npm start`): listens until SIGTERM or SIGINT, then stops accepting
- * requests, lets running tasks finish for SHUTDOWN_GRACE_MS, interrupts the rest, closes the
- * database (and the embedded PostgreSQL) and exits 0.
+ * connections, lets running tasks finish for SHUTDOWN_GRACE_MS, interrupts the rest, lets the
+ * requests waiting on them be answered, closes the database (and the embedded PostgreSQL) and
+ * exits 0.
  */
 export async function serve(): Promise<void> {
   const started = performance.now();
@@ -16,10 +23,12 @@ export async function serve(): Promise<void> {
       `CRON_SECRET_KEY is not set: generated one for this run (development only): ${config.secrets[0]}\n`,
     );
   }
-  const services = await openServices(config, logger);
+  const metrics = new Metrics({ processMetrics: true });
+  const services = await openServices(config, logger, { listeners: [metrics.runListener] });
+  metrics.readTasksFrom(() => taskCatalog(services.registry, services.orm.em.fork(), new Date()));
   const abandoned = await services.runner.sweepAbandoned();
   if (abandoned.length > 0) logger.warn({ runIds: abandoned }, 'found runs abandoned by a stopped process');
-  const app = createApp(services);
+  const app = createApp({ ...services, metrics });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s)).once('error', reject);
   });
@@ -43,11 +52,21 @@ export async function serve(): Promise<void> {
     stopping = true;
     logger.info({ signal, activeRuns: services.runner.activeCount }, 'shutting down');
     const closed = new Promise((resolve) => server.close(resolve));
+    // A keep-alive socket left idle between requests would hold `close` open: cut each one as
+    // soon as it is idle, while requests still in flight are answered on theirs.
     server.closeIdleConnections();
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
     try {
-      await services.close(config.shutdownGraceMs);
+      // Runs first: a request waiting on a run is answered once the run ends or is interrupted,
+      // and that answer needs its socket still open.
+      await services.runner.close(config.shutdownGraceMs);
+      await Promise.race([closed, delay(RESPONSE_DRAIN_MS)]);
+      server.closeAllConnections();
+      await services.close(0);
     } catch (error) {
       logger.error({ err: error }, 'error while shutting down');
+    } finally {
+      clearInterval(sweep);
     }
     server.closeAllConnections();
     await closed;
