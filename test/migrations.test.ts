@@ -13,7 +13,11 @@ describe('migrations', () => {
 
   it('create task_run in the taskgate schema and the token tables on a fresh database', async () => {
     db = await createTestDatabase({ migrated: false });
-    expect(await migrate(db.orm)).to.deep.equal(['Migration0001TaskRun', 'Migration0002Signatures']);
+    expect(await migrate(db.orm)).to.deep.equal([
+      'Migration0001TaskRun',
+      'Migration0002Signatures',
+      'Migration0003Incidents',
+    ]);
     const tables = await db.orm.em.getConnection().execute(
       `select table_schema || '.' || table_name as t from information_schema.tables
           where table_schema in ('public', 'taskgate') order by 1`,
@@ -21,6 +25,7 @@ describe('migrations', () => {
     expect(tables.map((r) => r.t)).to.deep.equal([
       'public.token_blacklist_blacklistedtoken',
       'public.token_blacklist_outstandingtoken',
+      'taskgate.incident',
       'taskgate.mikro_orm_migrations',
       'taskgate.seen_signature',
       'taskgate.task_run',

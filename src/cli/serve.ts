@@ -3,6 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { taskCatalog } from '../catalog.js';
 import { createApp } from '../http/app.js';
 import { Metrics } from '../metrics.js';
+import { createMonitoring } from '../monitoring.js';
 import { openServices } from '../service.js';
 import { bootstrap } from './context.js';
 
@@ -24,7 +25,11 @@ export async function serve(): Promise<void> {
     );
   }
   const metrics = new Metrics({ processMetrics: true });
-  const services = await openServices(config, logger, { listeners: [metrics.runListener] });
+  const monitoring = createMonitoring(config.scheduling, logger);
+  const services = await openServices(config, logger, {
+    listeners: [metrics.runListener, ...monitoring.listeners],
+  });
+  monitoring.start(services);
   metrics.readTasksFrom(() => taskCatalog(services.registry, services.orm.em.fork(), new Date()));
   const abandoned = await services.runner.sweepAbandoned();
   if (abandoned.length > 0) logger.warn({ runIds: abandoned }, 'found runs abandoned by a stopped process');
@@ -60,6 +65,7 @@ export async function serve(): Promise<void> {
       // Runs first: a request waiting on a run is answered once the run ends or is interrupted,
       // and that answer needs its socket still open.
       await services.runner.close(config.shutdownGraceMs);
+      await monitoring.close();
       await Promise.race([closed, delay(RESPONSE_DRAIN_MS)]);
       server.closeAllConnections();
       await services.close(0);

@@ -1,0 +1,271 @@
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import { type TaskInfo, taskCatalog } from './catalog.js';
+import type { Logger } from './logger.js';
+import type { Registry } from './registry.js';
+import type { RunListener } from './runner.js';
+import type { RunRecord } from './runs.js';
+
+/**
+ * Alerts: a JSON POST to ALERT_WEBHOOK_URL when a task fails or turns overdue, and again when it
+ * recovers. Once per incident, whichever replica or restart notices it: incidents live in
+ * `taskgate.incident`, where one open row per task and kind is all PostgreSQL allows.
+ */
+export type IncidentKind = 'failed' | 'overdue';
+
+export interface Incident {
+  id: string;
+  task: string;
+  kind: IncidentKind;
+  details: Record<string, unknown>;
+  openedAt: string;
+  sentAt: string | null;
+  resolvedAt: string | null;
+}
+
+type Row = Record<string, unknown>;
+
+const toIncident = (row: Row): Incident => ({
+  id: String(row.id),
+  task: String(row.task),
+  kind: row.kind as IncidentKind,
+  details: (row.details ?? {}) as Record<string, unknown>,
+  openedAt: new Date(row.opened_at as string).toISOString(),
+  sentAt: row.sent_at ? new Date(row.sent_at as string).toISOString() : null,
+  resolvedAt: row.resolved_at ? new Date(row.resolved_at as string).toISOString() : null,
+});
+
+/** Opens an incident, claimed for sending; null when one of that kind is already open for the task. */
+export async function openIncident(
+  em: EntityManager,
+  task: string,
+  kind: IncidentKind,
+  details: Record<string, unknown>,
+): Promise<Incident | null> {
+  const rows: Row[] = await em.getConnection().execute(
+    `insert into taskgate.incident (task, kind, details, sent_at) values (?, ?, ?::jsonb, now())
+     on conflict (task, kind) where resolved_at is null do nothing
+     returning *`,
+    [task, kind, JSON.stringify(details)],
+  );
+  return rows[0] ? toIncident(rows[0]) : null;
+}
+
+/** Resolves the task's open incidents (of one kind, or all); returns those this call resolved. */
+export async function resolveIncidents(
+  em: EntityManager,
+  task: string,
+  kind?: IncidentKind,
+): Promise<Incident[]> {
+  const rows: Row[] = await em.getConnection().execute(
+    `update taskgate.incident set resolved_at = now()
+      where task = ? and resolved_at is null and (?::text is null or kind = ?)
+      returning *`,
+    [task, kind ?? null, kind ?? null],
+  );
+  return rows.map(toIncident);
+}
+
+/** Open incidents whose alert did not get through, claimed for another try. */
+export async function claimUnsent(em: EntityManager): Promise<Incident[]> {
+  const rows: Row[] = await em
+    .getConnection()
+    .execute(
+      `update taskgate.incident set sent_at = now() where resolved_at is null and sent_at is null returning *`,
+    );
+  return rows.map(toIncident);
+}
+
+/** Gives an incident back for a later try after its alert failed. */
+export async function releaseIncident(em: EntityManager, id: string): Promise<void> {
+  await em.getConnection().execute('update taskgate.incident set sent_at = null where id = ?', [id]);
+}
+
+export interface AlertPayload {
+  /** Slack (and Mattermost, Rocket.Chat...) incoming webhooks show this. */
+  text: string;
+  event: 'task.failed' | 'task.overdue' | 'task.recovered';
+  task: string;
+  incidentId: string;
+  at: string;
+  [field: string]: unknown;
+}
+
+export function failedPayload(incident: Incident, at: Date): AlertPayload {
+  const d = incident.details;
+  return {
+    text: `:rotating_light: taskgate: ${incident.task} ${d.status ?? 'failed'}: ${d.error ?? 'no reason recorded'} (run ${d.runId})`,
+    event: 'task.failed',
+    task: incident.task,
+    incidentId: incident.id,
+    at: at.toISOString(),
+    ...d,
+  };
+}
+
+export function overduePayload(incident: Incident, at: Date): AlertPayload {
+  const d = incident.details;
+  const last = d.lastSuccessAt ? `last success ${d.lastSuccessAt}` : 'no success yet';
+  return {
+    text: `:alarm_clock: taskgate: ${incident.task} is overdue: a run was due at ${d.dueAt} (${d.scheduleText}); ${last}`,
+    event: 'task.overdue',
+    task: incident.task,
+    incidentId: incident.id,
+    at: at.toISOString(),
+    ...d,
+  };
+}
+
+export function recoveredPayload(incident: Incident, at: Date, run: RunRecord | null): AlertPayload {
+  const by = run ? `run ${run.id} succeeded` : 'no longer overdue';
+  return {
+    text: `:white_check_mark: taskgate: ${incident.task} recovered (${incident.kind}): ${by}`,
+    event: 'task.recovered',
+    task: incident.task,
+    incidentId: incident.id,
+    at: at.toISOString(),
+    recovered: incident.kind,
+    runId: run?.id ?? null,
+  };
+}
+
+export interface AlertsOptions {
+  webhookUrl: string;
+  logger: Logger;
+  /** Per POST; a slow webhook never holds a run's answer (alerts are sent in the background). */
+  timeoutMs?: number;
+  now?: () => Date;
+}
+
+export class Alerts {
+  private deps: { orm: MikroORM; registry: Registry } | null = null;
+  private readonly pending = new Set<Promise<void>>();
+  private timer: NodeJS.Timeout | null = null;
+  private checking: Promise<void> | null = null;
+
+  constructor(private readonly options: AlertsOptions) {}
+
+  /** Needs the database and the tasks: given once they are open (the listener exists before). */
+  attach(deps: { orm: MikroORM; registry: Registry }): void {
+    this.deps = deps;
+  }
+
+  /** Give this to the runner: a failed run opens an incident, a successful one resolves them. */
+  readonly runListener: RunListener = {
+    onFinish: (run) => {
+      if (!this.deps || run.dryRun) return;
+      this.track(run.status === 'succeeded' ? this.recovered(run) : this.failed(run));
+    },
+  };
+
+  /** Looks for overdue tasks every `intervalMs` (and at once); also retries alerts that did not get through. */
+  start(intervalMs: number): void {
+    if (intervalMs <= 0) return;
+    const tick = () => {
+      this.checking ??= this.checkOverdue()
+        .catch((error) => this.options.logger.error({ err: error }, 'overdue check failed'))
+        .finally(() => (this.checking = null));
+    };
+    tick();
+    this.timer = setInterval(tick, intervalMs);
+    this.timer.unref();
+  }
+
+  /** Opens an incident for each task that turned overdue and alerts once; retries unsent alerts. */
+  async checkOverdue(now: Date = this.now()): Promise<void> {
+    if (!this.deps) return;
+    const em = this.deps.orm.em.fork();
+    const tasks = await taskCatalog(this.deps.registry, em, now);
+    for (const task of tasks) {
+      if (task.overdue) {
+        const incident = await openIncident(em, task.name, 'overdue', overdueDetails(task));
+        if (incident) await this.send(em, incident, overduePayload(incident, now));
+      } else if (task.schedule) {
+        // No longer overdue without a success in between: its schedule or grace changed.
+        for (const incident of await resolveIncidents(em, task.name, 'overdue')) {
+          if (incident.sentAt) await this.post(recoveredPayload(incident, now, null));
+        }
+      }
+    }
+    for (const incident of await claimUnsent(em)) {
+      const payload =
+        incident.kind === 'failed' ? failedPayload(incident, now) : overduePayload(incident, now);
+      await this.send(em, incident, payload);
+    }
+  }
+
+  /** Resolves once every alert started so far has been sent or has failed. */
+  async settled(): Promise<void> {
+    while (this.pending.size > 0 || this.checking) {
+      await Promise.allSettled([...this.pending, this.checking]);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.settled();
+  }
+
+  private now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+
+  private track(work: Promise<void>): void {
+    const done = work
+      .catch((error) => this.options.logger.error({ err: error }, 'alert bookkeeping failed'))
+      .finally(() => this.pending.delete(done));
+    this.pending.add(done);
+  }
+
+  private async failed(run: RunRecord): Promise<void> {
+    const em = this.deps!.orm.em.fork();
+    const details = { runId: run.id, status: run.status, error: run.error, startedAt: run.startedAt };
+    const incident = await openIncident(em, run.task, 'failed', details);
+    if (incident) await this.send(em, incident, failedPayload(incident, this.now()));
+  }
+
+  private async recovered(run: RunRecord): Promise<void> {
+    for (const incident of await resolveIncidents(this.deps!.orm.em.fork(), run.task)) {
+      if (incident.sentAt) await this.post(recoveredPayload(incident, this.now(), run));
+    }
+  }
+
+  private async send(em: EntityManager, incident: Incident, payload: AlertPayload): Promise<void> {
+    if (!(await this.post(payload))) await releaseIncident(em, incident.id);
+  }
+
+  /** True when the webhook took it. The URL is a credential: it never reaches a log line. */
+  private async post(payload: AlertPayload): Promise<boolean> {
+    const fields = { task: payload.task, event: payload.event, incidentId: payload.incidentId };
+    try {
+      const response = await fetch(this.options.webhookUrl, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(payload),
+        signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
+      });
+      await response.arrayBuffer().catch(() => undefined);
+      if (!response.ok) throw new Error(`the webhook answered HTTP ${response.status}`);
+      this.options.logger.info(fields, 'alert sent');
+      return true;
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause?.code;
+      this.options.logger.warn(
+        { ...fields, error: cause ?? (error as Error).message },
+        'alert not delivered',
+      );
+      return false;
+    }
+  }
+}
+
+function overdueDetails(task: TaskInfo): Record<string, unknown> {
+  return {
+    dueAt: task.dueAt,
+    graceMs: task.graceMs,
+    schedule: task.schedule,
+    scheduleText: task.scheduleText,
+    lastSuccessAt: task.lastSuccess?.startedAt ?? null,
+    lastRunStatus: task.lastRun?.status ?? null,
+  };
+}

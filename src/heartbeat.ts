@@ -1,0 +1,92 @@
+import type { Logger } from './logger.js';
+import type { RunListener } from './runner.js';
+import type { RunRecord } from './runs.js';
+
+/**
+ * Heartbeats to an outside dead-man's switch (Healthchecks.io and compatible monitors): a task's
+ * ping URL gets `/start` when a run starts, the bare URL when it succeeds and `/fail` when it does
+ * not. A host that is asleep or dead cannot raise its own alarm; the monitor raises it when the
+ * expected ping does not come. `rid` pairs a start with its end, so the monitor shows durations.
+ */
+export type Beat = 'start' | 'success' | 'fail';
+
+const SUFFIX: Record<Beat, string> = { start: '/start', success: '', fail: '/fail' };
+
+/** The URL to ping for one beat of one run. */
+export function pingUrl(base: string, beat: Beat, runId: string): string {
+  const url = new URL(base);
+  url.pathname = url.pathname.replace(/\/+$/, '') + SUFFIX[beat];
+  url.searchParams.set('rid', runId);
+  return url.toString();
+}
+
+export interface HeartbeatOptions {
+  /** Ping URLs by task name. */
+  urls: Record<string, string>;
+  logger: Logger;
+  timeoutMs?: number;
+  attempts?: number;
+  retryDelayMs?: number;
+}
+
+export class Heartbeats {
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(private readonly options: HeartbeatOptions) {}
+
+  /** Heartbeat URLs naming no registered task: most likely a typo in the variable's name. */
+  unknownTasks(names: string[]): string[] {
+    return Object.keys(this.options.urls).filter((task) => !names.includes(task));
+  }
+
+  /** Give this to the runner. Pings go out in the background: a slow monitor never delays a run. */
+  readonly runListener: RunListener = {
+    onStart: (run) => this.beat(run, 'start'),
+    onFinish: (run) => this.beat(run, run.status === 'succeeded' ? 'success' : 'fail'),
+  };
+
+  async settled(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  private beat(run: RunRecord, beat: Beat): void {
+    const base = this.options.urls[run.task];
+    // A dry run proves nothing about the real job, so it must not keep the switch from firing.
+    if (!base || run.dryRun) return;
+    const done = this.ping(pingUrl(base, beat, run.id), run, beat).finally(() => this.pending.delete(done));
+    this.pending.add(done);
+  }
+
+  /** A few tries, each bounded; the URL is a credential and is never logged. */
+  private async ping(url: string, run: RunRecord, beat: Beat): Promise<void> {
+    const attempts = this.options.attempts ?? 3;
+    const body = JSON.stringify({
+      task: run.task,
+      runId: run.id,
+      status: run.status,
+      durationMs: run.durationMs,
+      ...(run.error ? { error: run.error } : {}),
+    });
+    let problem = '';
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        const response = await fetch(url, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body,
+          signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
+        });
+        await response.arrayBuffer().catch(() => undefined);
+        if (response.ok) return;
+        problem = `HTTP ${response.status}`;
+      } catch (error) {
+        problem = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+      }
+      if (attempt < attempts) await new Promise((r) => setTimeout(r, this.options.retryDelayMs ?? 1_000));
+    }
+    this.options.logger.warn(
+      { task: run.task, runId: run.id, beat, error: problem },
+      'heartbeat not delivered',
+    );
+  }
+}

@@ -1,0 +1,54 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import { Alerts } from './alerts.js';
+import type { SchedulingConfig } from './config.js';
+import { Heartbeats } from './heartbeat.js';
+import type { Logger } from './logger.js';
+import type { Registry } from './registry.js';
+import type { RunListener } from './runner.js';
+
+/** Alerts and heartbeats as `serve` runs them: listeners for the runner, then a start once the database is open. */
+export interface Monitoring {
+  listeners: RunListener[];
+  alerts: Alerts | null;
+  heartbeats: Heartbeats | null;
+  start(deps: { orm: MikroORM; registry: Registry }): void;
+  /** Stops the overdue checks and lets alerts and pings in flight finish. */
+  close(): Promise<void>;
+}
+
+export function createMonitoring(config: SchedulingConfig, logger: Logger): Monitoring {
+  const alerts = config.alertWebhookUrl ? new Alerts({ webhookUrl: config.alertWebhookUrl, logger }) : null;
+  const heartbeats =
+    Object.keys(config.heartbeatUrls).length > 0
+      ? new Heartbeats({ urls: config.heartbeatUrls, logger })
+      : null;
+  return {
+    listeners: [alerts?.runListener, heartbeats?.runListener].filter((l): l is RunListener => Boolean(l)),
+    alerts,
+    heartbeats,
+    start({ orm, registry }) {
+      const unknown = heartbeats?.unknownTasks(registry.names()) ?? [];
+      if (unknown.length > 0) {
+        logger.warn(
+          { variables: unknown.map((task) => `HEARTBEAT_URL_${task.toUpperCase()}`) },
+          'heartbeat URLs for tasks that do not exist: check the variable names',
+        );
+      }
+      if (alerts) {
+        alerts.attach({ orm, registry });
+        alerts.start(config.overdueCheckMs);
+      }
+      logger.info(
+        {
+          alerts: Boolean(alerts),
+          overdueCheckMs: alerts ? config.overdueCheckMs : null,
+          heartbeats: Object.keys(config.heartbeatUrls),
+        },
+        'monitoring',
+      );
+    },
+    async close() {
+      await Promise.all([alerts?.close(), heartbeats?.settled()]);
+    },
+  };
+}
