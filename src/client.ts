@@ -208,6 +208,20 @@ export class TriggerClient {
     this.log(`taskgate is up (${Math.round((Date.now() - started) / 100) / 10} s)`);
   }
 
+  /** Wakes the host and reads `GET /cron`: every task with its last runs and whether it is overdue. */
+  async catalog(): Promise<Json[]> {
+    await this.wake();
+    const answer = await this.untilAnswered(
+      'GET /cron',
+      Date.now() + this.o.wakeTimeoutMs,
+      () => this.request('GET', this.url('/cron')),
+      (a) => !TRANSIENT.has(a.status),
+    );
+    if (answer.status !== 200 || !Array.isArray(answer.body?.tasks))
+      throw errorFrom(answer.status, answer.body);
+    return answer.body.tasks as Json[];
+  }
+
   /** Wakes the host, triggers the task once, and (unless async without wait) follows it to its end. */
   async trigger(): Promise<TriggerResult> {
     await this.wake();
@@ -272,4 +286,14 @@ function runFailure(run: Json): TaskgateError | null {
 /** Triggers a task on a remote taskgate; see TriggerClient. */
 export function triggerRemote(options: TriggerOptions): Promise<TriggerResult> {
   return new TriggerClient(options).trigger();
+}
+
+export type RemoteOptions = Omit<
+  TriggerOptions,
+  'task' | 'params' | 'dryRun' | 'async' | 'wait' | 'idempotencyKey'
+>;
+
+/** The task catalog of a remote taskgate (`GET /cron`), waking it first. */
+export function remoteCatalog(options: RemoteOptions): Promise<Json[]> {
+  return new TriggerClient({ ...options, task: '' }).catalog();
 }

@@ -5,6 +5,7 @@ import { registerTaskCommands } from './commands.js';
 import { EXIT, exitCodeFor } from './exit.js';
 import { printError } from './output.js';
 import { serve } from './serve.js';
+import { registerStatusCommand } from './status.js';
 import { registerTriggerCommand } from './trigger.js';
 import { registerWorkflowCommand } from './workflow.js';
 
@@ -32,6 +33,7 @@ export async function main(argv: string[]): Promise<void> {
   registerTaskCommands(cli);
   registerWorkflowCommand(cli);
   registerTriggerCommand(cli);
+  registerStatusCommand(cli);
   try {
     await cli.parseAsync();
   } catch (error) {
