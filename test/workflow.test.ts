@@ -33,7 +33,7 @@ async function matrixFor(
   const inputs = event.name === 'workflow_dispatch' ? event.inputs : {};
   const plan = await runJob(workflow, 'plan', { github, inputs });
   if (!plan.ok) return { tasks: null, log: plan.log, ok: false };
-  const tasks = evaluate(workflow.jobs.run!.strategy!.matrix.task!, {
+  const tasks = await evaluate(workflow.jobs.run!.strategy!.matrix.task!, {
     github,
     inputs,
     needs: { plan: { outputs: plan.outputs, result: 'success' } },
@@ -111,20 +111,20 @@ describe('the generated GitHub Actions workflow', () => {
     expect(log).to.include("::error::no task is scheduled at '5 4 * * *'");
   });
 
-  it('runs the matrix without fail-fast, one concurrency group per task, and keys each call by run, attempt and task', () => {
+  it('runs the matrix without fail-fast, one concurrency group per task, and keys each call by run, attempt and task', async () => {
     const run = workflow.jobs.run!;
     expect(run.strategy!['fail-fast']).to.equal(false);
     const github = githubContext({ name: 'schedule', schedule: '0 0 * * *' }, { id: '42', attempt: '3' });
-    const group = evaluate(run.concurrency!.group, { github, matrix: { task: 'nightly_a' } });
+    const group = await evaluate(run.concurrency!.group, { github, matrix: { task: 'nightly_a' } });
     expect(group).to.equal('taskgate-nightly_a');
     expect(run.concurrency!['cancel-in-progress']).to.equal(false);
     const trigger = run.steps.find((s) => s.env?.IDEMPOTENCY_KEY)!;
-    expect(evaluate(trigger.env!.IDEMPOTENCY_KEY!, { github, matrix: { task: 'nightly_b' } })).to.equal(
+    expect(await evaluate(trigger.env!.IDEMPOTENCY_KEY!, { github, matrix: { task: 'nightly_b' } })).to.equal(
       '42-3-nightly_b',
     );
-    expect(evaluate(trigger.env!.CRON_SECRET_KEY!, { github, secrets: { CRON_SECRET_KEY: 's' } })).to.equal(
-      's',
-    );
+    expect(
+      await evaluate(trigger.env!.CRON_SECRET_KEY!, { github, secrets: { CRON_SECRET_KEY: 's' } }),
+    ).to.equal('s');
   });
 
   it('keeps expressions out of run scripts, so no input can inject shell code', () => {

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { data, Evaluator, Lexer, Parser } from '@actions/expressions';
+import type { data as Data } from '@actions/expressions';
 import { parse } from 'yaml';
 
 /**
@@ -55,35 +55,46 @@ export function parseWorkflowText(text: string): Workflow {
 
 const CONTEXT_NAMES = ['github', 'inputs', 'vars', 'secrets', 'matrix', 'needs', 'steps', 'env'];
 
-function toData(value: unknown): data.ExpressionData {
-  return JSON.parse(JSON.stringify(value ?? null), data.reviver);
-}
+// Imported on first use: a static import of this ESM-only package makes the test file load as
+// ESM, with its own copy of the test harness's module state.
+let expressions: typeof import('@actions/expressions') | undefined;
 
-function evaluateOne(expression: string, contexts: Contexts & { env?: Record<string, string> }) {
+async function evaluateOne(expression: string, contexts: Contexts & { env?: Record<string, string> }) {
+  expressions ??= await import('@actions/expressions');
+  const { data, Evaluator, Lexer, Parser } = expressions;
   const lexed = new Lexer(expression).lex();
   const parsed = new Parser(lexed.tokens, CONTEXT_NAMES, []).parse();
   const all = { inputs: {}, vars: {}, secrets: {}, matrix: {}, needs: {}, steps: {}, env: {}, ...contexts };
-  return new Evaluator(parsed, toData(all) as data.Dictionary).evaluate();
+  const context = JSON.parse(JSON.stringify(all), data.reviver) as Data.Dictionary;
+  return { value: new Evaluator(parsed, context).evaluate(), replacer: data.replacer };
 }
 
 /** The value of a template: a lone `${{ expr }}` keeps its type; otherwise a string, as GitHub does. */
-export function evaluate(template: string, contexts: Contexts & { env?: Record<string, string> }): unknown {
+export async function evaluate(
+  template: string,
+  contexts: Contexts & { env?: Record<string, string> },
+): Promise<unknown> {
   const lone = /^\$\{\{(.*)\}\}$/s.exec(template.trim());
   if (lone && !lone[1]!.includes('}}')) {
-    return JSON.parse(JSON.stringify(evaluateOne(lone[1]!, contexts), data.replacer));
+    const { value, replacer } = await evaluateOne(lone[1]!, contexts);
+    return JSON.parse(JSON.stringify(value, replacer));
   }
-  return template.replace(/\$\{\{(.*?)\}\}/gs, (_, expression: string) =>
-    evaluateOne(expression, contexts).coerceString(),
-  );
+  let out = '';
+  let last = 0;
+  for (const match of template.matchAll(/\$\{\{(.*?)\}\}/gs)) {
+    out += template.slice(last, match.index) + (await evaluateOne(match[1]!, contexts)).value.coerceString();
+    last = match.index! + match[0].length;
+  }
+  return out + template.slice(last);
 }
 
-function evaluateEnv(
+async function evaluateEnv(
   env: Record<string, string> | undefined,
   contexts: Contexts & { env?: Record<string, string> },
-): Record<string, string> {
+): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(env ?? {})) {
-    const v = evaluate(String(value), contexts);
+    const v = await evaluate(String(value), contexts);
     out[key] = typeof v === 'string' ? v : v === null ? '' : String(v);
   }
   return out;
@@ -180,15 +191,15 @@ export async function runJob(
 ): Promise<JobResult> {
   const job = workflow.jobs[jobId];
   if (!job) throw new Error(`no job ${jobId}`);
-  const workflowEnv = evaluateEnv(workflow.env, contexts);
-  const jobEnv = { ...workflowEnv, ...evaluateEnv(job.env, { ...contexts, env: workflowEnv }) };
+  const workflowEnv = await evaluateEnv(workflow.env, contexts);
+  const jobEnv = { ...workflowEnv, ...(await evaluateEnv(job.env, { ...contexts, env: workflowEnv })) };
   const steps: StepResult[] = [];
   const stepContext: Record<string, { outputs: Record<string, string> }> = {};
   let ok = true;
   for (const step of job.steps) {
     const scoped = { ...contexts, env: jobEnv, steps: stepContext };
-    const env = { ...options.runnerEnv, ...jobEnv, ...evaluateEnv(step.env, scoped) };
-    const name = String(evaluate(step.name ?? step.id ?? 'step', scoped));
+    const env = { ...options.runnerEnv, ...jobEnv, ...(await evaluateEnv(step.env, scoped)) };
+    const name = String(await evaluate(step.name ?? step.id ?? 'step', scoped));
     const result = await runScript(step.run, env, options.timeoutMs ?? 20_000);
     steps.push({ name, ...result });
     if (step.id) stepContext[step.id] = { outputs: result.outputs };
@@ -198,7 +209,7 @@ export async function runJob(
     }
   }
   const outputs = ok
-    ? evaluateEnv(job.outputs, { ...contexts, env: jobEnv, steps: stepContext })
+    ? await evaluateEnv(job.outputs, { ...contexts, env: jobEnv, steps: stepContext })
     : ({} as Record<string, string>);
   const log = steps.map((s) => `## ${s.name} (exit ${s.code})\n${s.stdout}${s.stderr}`).join('\n');
   return { ok, steps, outputs, log };

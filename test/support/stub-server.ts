@@ -69,3 +69,39 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   return port;
 }
+
+/** What a proxy does with one request: pass it on, answer for the upstream, or pass it on and lose the answer. */
+export type ProxyAction = 'forward' | 'forward-then-502' | StubAnswer;
+
+/**
+ * A proxy in front of a local taskgate, standing in for a hosting platform's edge: it can answer
+ * 503 while the "host wakes", or pass a request on and replace the answer with a 502 (a lost
+ * answer), as `decide` says for each request.
+ */
+export async function proxyServer(
+  upstream: string,
+  decide: (request: SeenRequest, seen: SeenRequest[]) => ProxyAction,
+): Promise<StubServer> {
+  return stubServer(async (request, seen) => {
+    const action = decide(request, seen);
+    if (typeof action === 'object') return action;
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(request.headers)) {
+      if (['host', 'connection', 'content-length', 'transfer-encoding'].includes(name)) continue;
+      if (typeof value === 'string') headers[name] = value;
+    }
+    const response = await fetch(upstream + request.path, {
+      method: request.method,
+      headers,
+      body: request.method === 'GET' || request.method === 'HEAD' ? undefined : request.body,
+    });
+    const text = await response.text();
+    if (action === 'forward-then-502') return { status: 502, body: { message: 'bad gateway' } };
+    const passed: Record<string, string> = {};
+    for (const name of ['location', 'retry-after', 'idempotent-replayed']) {
+      const value = response.headers.get(name);
+      if (value) passed[name] = value;
+    }
+    return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: passed };
+  });
+}

@@ -1,0 +1,226 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { loadConfig } from '../src/config.js';
+import { createApp } from '../src/http/app.js';
+import { createLogger } from '../src/logger.js';
+import { loadRegistry, type Registry } from '../src/registry.js';
+import { Runner } from '../src/runner.js';
+import { generateWorkflow } from '../src/workflow.js';
+import {
+  type Contexts,
+  evaluate,
+  githubContext,
+  parseWorkflowText,
+  runJob,
+  type Workflow,
+} from './support/actions.js';
+import { runCli } from './support/cli.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { type ProxyAction, proxyServer, type SeenRequest, type StubServer } from './support/stub-server.js';
+
+const E2E_TASKS = fileURLToPath(new URL('./fixtures/tasks-e2e/', import.meta.url));
+const SECRET = 'e2e-secret-0123456789abcdefghijklmnopqrstu';
+
+/**
+ * The generated workflow's jobs, run as GitHub would run them (expressions evaluated by GitHub's
+ * own evaluator, scripts under bash with curl and jq), against a real taskgate app on a local port
+ * behind a proxy that plays the sleeping host.
+ */
+describe('the scheduler workflow against a running taskgate', () => {
+  let db: TestDatabase;
+  let registry: Registry;
+  let runner: Runner;
+  let server: Server;
+  let upstream: string;
+  let workflow: Workflow;
+  let proxy: StubServer | null = null;
+
+  before(async () => {
+    db = await createTestDatabase();
+    registry = await loadRegistry(E2E_TASKS);
+    const config = loadConfig({ NODE_ENV: 'test', CRON_SECRET_KEY: SECRET, SYNC_WAIT_MS: '500' });
+    const logger = createLogger({ level: 'silent', pretty: false });
+    runner = new Runner({ orm: db.orm, registry, logger, config, pollMs: 20 });
+    const app = createApp({ orm: db.orm, logger, config, registry, runner });
+    server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    upstream = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    workflow = parseWorkflowText(generateWorkflow(registry.list()));
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await runner.close(0);
+    await db.drop();
+  });
+  beforeEach(async () => db.orm.em.getConnection().execute('delete from taskgate.task_run'));
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = null;
+  });
+
+  async function runsOf(task: string) {
+    return db.orm.em
+      .getConnection()
+      .execute<{ status: string; dry_run: boolean; params: unknown; idempotency_key: string }[]>(
+        'select status, dry_run, params, idempotency_key from taskgate.task_run where task = ? order by started_at',
+        [task],
+      );
+  }
+
+  /** A proxy in front of taskgate; `decide` says, request by request, what the sleeping host does. */
+  async function host(decide: (request: SeenRequest, seen: SeenRequest[]) => ProxyAction = () => 'forward') {
+    proxy = await proxyServer(upstream, decide);
+    return proxy.url;
+  }
+
+  function contexts(github: Record<string, unknown>, url: string, extra: Partial<Contexts> = {}): Contexts {
+    return {
+      github,
+      vars: { TASKGATE_URL: url, TASKGATE_RETRY_DELAY: '0.2', TASKGATE_WAKE_TIMEOUT: '20' },
+      secrets: { CRON_SECRET_KEY: SECRET },
+      inputs: {},
+      ...extra,
+    };
+  }
+
+  /** The plan job, then one run job per matrix entry, as a scheduled or dispatched run would go. */
+  async function workflowRun(github: Record<string, unknown>, url: string, extra: Partial<Contexts> = {}) {
+    const base = contexts(github, url, extra);
+    const plan = await runJob(workflow, 'plan', base);
+    expect(plan.ok, plan.log).to.equal(true);
+    const needs = { plan: { outputs: plan.outputs, result: 'success' } };
+    const matrix = (await evaluate(workflow.jobs.run!.strategy!.matrix.task!, {
+      ...base,
+      needs,
+    })) as string[];
+    const jobs: Record<string, Awaited<ReturnType<typeof runJob>>> = {};
+    for (const task of matrix) {
+      jobs[task] = await runJob(workflow, 'run', { ...base, needs, matrix: { task } }, { timeoutMs: 30_000 });
+    }
+    return { matrix, jobs };
+  }
+
+  it('runs every task of the cron that fired, passes the good one and fails the failing one with its JSON', async () => {
+    const url = await host();
+    const github = githubContext({ name: 'schedule', schedule: '0 0 * * *' });
+    const { matrix, jobs } = await workflowRun(github, url);
+    expect(matrix).to.deep.equal(['broken', 'counted']);
+
+    expect(jobs.counted!.ok, jobs.counted!.log).to.equal(true);
+    expect(jobs.counted!.log).to.match(/"status": "success"/);
+    expect(jobs.counted!.steps[1]!.summary).to.match(/counted succeeded in \d+ ms/);
+    expect(await runsOf('counted')).to.have.length(1);
+    expect((await runsOf('counted'))[0]!.idempotency_key).to.equal(`${github.run_id}-1-counted`);
+
+    expect(jobs.broken!.ok).to.equal(false);
+    expect(jobs.broken!.log).to.match(/"code": "TASK_FAILED"/);
+    expect(jobs.broken!.log).to.include('::error::POST /cron/broken answered 500 TASK_FAILED');
+    expect(await runsOf('broken')).to.have.length(1);
+    expect(jobs.counted!.log + jobs.broken!.log).to.not.include(SECRET);
+  });
+
+  it('wakes a host that answers 503 for its first seconds and runs the task exactly once', async () => {
+    const asleepUntil = Date.now() + 1_500;
+    const url = await host(() =>
+      Date.now() < asleepUntil ? { status: 503, body: { message: 'waking' } } : 'forward',
+    );
+    const { jobs } = await workflowRun(githubContext({ name: 'schedule', schedule: '15 * * * *' }), url);
+    expect(jobs.hourly!.ok, jobs.hourly!.log).to.equal(true);
+    expect(jobs.hourly!.log).to.match(/GET \/healthz answered 503: the host may be waking up/);
+    expect(await runsOf('hourly')).to.have.length(1);
+    expect(proxy!.seen.filter((r) => r.method === 'POST')).to.have.length(1);
+  });
+
+  it('runs the task once when the answer to its POST is lost and curl has to ask again', async () => {
+    const url = await host((request, seen) => {
+      const posts = seen.filter((r) => r.method === 'POST').length;
+      if (request.method === 'POST' && posts === 1) return 'forward-then-502';
+      if (request.method === 'POST' && posts === 2) return { status: 503 };
+      return 'forward';
+    });
+    const { jobs } = await workflowRun(githubContext({ name: 'schedule', schedule: '15 * * * *' }), url);
+    expect(jobs.hourly!.ok, jobs.hourly!.log).to.equal(true);
+    expect(jobs.hourly!.log).to.include('POST /cron/hourly answered 502: retrying');
+    const posts = proxy!.seen.filter((r) => r.method === 'POST');
+    expect(posts).to.have.length(3);
+    expect(new Set(posts.map((r) => r.headers['idempotency-key'])).size).to.equal(1);
+    expect(await runsOf('hourly')).to.have.length(1);
+  });
+
+  it('does not run again when the same attempt is run twice, and does on a re-run attempt', async () => {
+    const url = await host();
+    const first = githubContext({ name: 'schedule', schedule: '15 * * * *' }, { id: '777', attempt: '1' });
+    expect((await workflowRun(first, url)).jobs.hourly!.ok).to.equal(true);
+    expect((await workflowRun(first, url)).jobs.hourly!.ok).to.equal(true);
+    expect(await runsOf('hourly')).to.have.length(1);
+    const rerun = githubContext({ name: 'schedule', schedule: '15 * * * *' }, { id: '777', attempt: '2' });
+    expect((await workflowRun(rerun, url)).jobs.hourly!.ok).to.equal(true);
+    expect((await runsOf('hourly')).map((r) => r.idempotency_key)).to.deep.equal([
+      '777-1-hourly',
+      '777-2-hourly',
+    ]);
+  });
+
+  it('follows a run that outlasts the synchronous wait (202) to its end', async () => {
+    const url = await host();
+    const inputs = { task: 'counted', dry_run: false, params: '{"ms": 1200}' };
+    const github = githubContext({ name: 'workflow_dispatch', inputs });
+    const { matrix, jobs } = await workflowRun(github, url, { inputs });
+    expect(matrix).to.deep.equal(['counted']);
+    expect(jobs.counted!.ok, jobs.counted!.log).to.equal(true);
+    expect(jobs.counted!.log).to.include('taskgate accepted the run; following /cron/runs/');
+    expect(jobs.counted!.log).to.match(/"status": "succeeded"/);
+    const runs = await runsOf('counted');
+    expect(runs).to.have.length(1);
+    expect(runs[0]).to.include({ status: 'succeeded' });
+    expect(runs[0]!.params).to.deep.equal({ ms: 1200 });
+  });
+
+  it('passes the dispatch dry-run switch through to the run', async () => {
+    const url = await host();
+    const inputs = { task: 'hourly', dry_run: true, params: '' };
+    const { jobs } = await workflowRun(githubContext({ name: 'workflow_dispatch', inputs }), url, { inputs });
+    expect(jobs.hourly!.ok, jobs.hourly!.log).to.equal(true);
+    expect((await runsOf('hourly'))[0]).to.include({ dry_run: true });
+  });
+
+  it('fails with a clear message, running nothing, when the secret is wrong or the URL is unset', async () => {
+    const url = await host();
+    const github = githubContext({ name: 'schedule', schedule: '15 * * * *' });
+    const wrong = await workflowRun(github, url, {
+      secrets: { CRON_SECRET_KEY: 'not-the-secret-0000000000000000000' },
+    });
+    expect(wrong.jobs.hourly!.ok).to.equal(false);
+    expect(wrong.jobs.hourly!.log).to.include('::error::POST /cron/hourly answered 401 UNAUTHORIZED');
+    const unset = await workflowRun(github, url, { vars: {} });
+    expect(unset.jobs.hourly!.ok).to.equal(false);
+    expect(unset.jobs.hourly!.log).to.include('::error::TASKGATE_URL is not set');
+    expect(await runsOf('hourly')).to.have.length(0);
+  });
+
+  it('taskgate trigger wakes the same sleeping host and runs the task exactly once', async () => {
+    // Counted, not timed: the CLI's own start-up would outlast a timed nap.
+    const url = await host((_, seen) => (seen.length <= 3 ? { status: 503 } : 'forward'));
+    const result = await runCli(['trigger', 'counted', '--url', url, '--retry-delay', '0.2', '--json'], {
+      CRON_SECRET_KEY: SECRET,
+    });
+    expect(result.code, result.stderr).to.equal(0);
+    expect(JSON.parse(result.stdout)).to.include({ status: 'success', task: 'counted' });
+    expect(result.stderr).to.include('GET /healthz: HTTP 503, retrying');
+    expect(await runsOf('counted')).to.have.length(1);
+  });
+
+  it('taskgate trigger --sign is accepted by the server and exits 1 when the task fails', async () => {
+    const url = await host();
+    const ok = await runCli(['trigger', 'hourly', '--url', url, '--sign'], { CRON_SECRET_KEY: SECRET });
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(ok.stdout).to.match(/^hourly succeeded in \d+ ms — run [0-9a-f-]{36}/);
+    const failed = await runCli(['trigger', 'broken', '--url', url, '--sign'], { CRON_SECRET_KEY: SECRET });
+    expect(failed.code).to.equal(1);
+    expect(failed.stderr).to.include('broken failed: broken on purpose');
+  });
+});
