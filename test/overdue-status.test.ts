@@ -2,8 +2,10 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { taskCatalog } from '../src/catalog.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
+import { Metrics } from '../src/metrics.js';
 import { loadRegistry } from '../src/registry.js';
 import type { Runner } from '../src/runner.js';
 import { runCli } from './support/cli.js';
@@ -62,7 +64,9 @@ describe('taskgate status', () => {
       const registry = await loadRegistry(SCHEDULE_TASKS);
       runner = await testRunner(db, { registry });
       const logger = createLogger({ level: 'silent', pretty: false });
-      const app = createApp({ orm: db.orm, logger, config: testConfig(db), registry, runner });
+      const metrics = new Metrics();
+      metrics.readTasksFrom(() => taskCatalog(registry, db.orm.em.fork(), new Date()));
+      const app = createApp({ orm: db.orm, logger, config: testConfig(db), registry, runner, metrics });
       server = await new Promise<Server>((resolve) => {
         const s = app.listen(0, '127.0.0.1', () => resolve(s));
       });
@@ -83,6 +87,14 @@ describe('taskgate status', () => {
       const signed = await runCli(['status', '--url', url, '--sign'], { CRON_SECRET_KEY: TEST_SECRET });
       expect(signed.stdout).to.match(/\nquarter_hourly\s+.*OVERDUE\n/);
       expect(signed.stdout + signed.stderr).to.not.include(TEST_SECRET);
+    });
+
+    it('exports the same overdue flags as the taskgate_task_overdue gauge', async () => {
+      await addRun('quarter_hourly', 'failed', '2 hours');
+      await addRun('nightly_a', 'succeeded', '1 minute');
+      const text = await (await fetch(`${url}/metrics`)).text();
+      expect(text).to.match(/^taskgate_task_overdue\{task="quarter_hourly"\} 1$/m);
+      expect(text).to.match(/^taskgate_task_overdue\{task="nightly_a"\} 0$/m);
     });
 
     it('exits 2 when the remote refuses the secret', async () => {

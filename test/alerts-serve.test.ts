@@ -1,0 +1,100 @@
+import { spawn } from 'node:child_process';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { CLI, ROOT } from './support/cli.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { TEST_SECRET } from './support/runner.js';
+import { freePort, type StubServer, stubServer } from './support/stub-server.js';
+
+const ALERT_TASKS = fileURLToPath(new URL('./fixtures/tasks-alerts/', import.meta.url));
+
+/** Polls until `ready()` holds, at most `ms`. */
+async function until(ready: () => boolean, ms: number, what: string): Promise<void> {
+  for (let waited = 0; !ready(); waited += 50) {
+    if (waited > ms) throw new Error(`gave up waiting for ${what}`);
+    await delay(50);
+  }
+}
+
+describe('taskgate serve with alerts and heartbeats', function () {
+  this.timeout(60_000);
+  let db: TestDatabase;
+  let receiver: StubServer;
+  before(async () => {
+    db = await createTestDatabase();
+    receiver = await stubServer(() => ({ status: 200, body: { ok: true } }));
+  });
+  after(async () => {
+    await receiver.close();
+    await db.drop();
+  });
+
+  it('alerts about a task that is overdue on start, pings heartbeats for HTTP-triggered runs, and never logs either URL', async () => {
+    await db.orm.em.getConnection().execute(
+      `insert into taskgate.task_run (task, trigger, status, started_at, finished_at)
+       values ('steady', 'test', 'succeeded', now() - interval '1 day', now() - interval '1 day')`,
+    );
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve'], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        NODE_ENV: 'test',
+        DATABASE_URL: db.url,
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        CRON_SECRET_KEY: TEST_SECRET,
+        TASKS_DIR: ALERT_TASKS,
+        LOG_LEVEL: 'info',
+        ALERT_WEBHOOK_URL: `${receiver.url}/alerts/hook-token-123`,
+        OVERDUE_CHECK_INTERVAL_MS: '60000',
+        HEARTBEAT_URL_FLAKY: `${receiver.url}/ping/flaky-uuid-456`,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    try {
+      await until(() => output.includes('taskgate is listening') || child.exitCode !== null, 30_000, 'serve');
+      expect(output).to.include('taskgate is listening');
+      await until(
+        () => receiver.seen.some((r) => r.path.startsWith('/alerts/')),
+        10_000,
+        'the overdue alert',
+      );
+      const alert = JSON.parse(receiver.seen.find((r) => r.path.startsWith('/alerts/'))!.body);
+      expect(alert).to.include({ event: 'task.overdue', task: 'steady' });
+
+      const response = await fetch(`http://127.0.0.1:${port}/cron/flaky`, {
+        method: 'POST',
+        headers: { 'X-Cron-Secret': TEST_SECRET, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ fail: true }),
+      });
+      expect(response.status).to.equal(500);
+      const { runId } = (await response.json()) as { runId: string };
+      await until(
+        () => receiver.seen.filter((r) => r.path.startsWith('/alerts/')).length >= 2,
+        10_000,
+        'alert',
+      );
+      await until(() => receiver.seen.some((r) => r.path.includes('/fail?')), 10_000, 'the fail ping');
+      const paths = receiver.seen.map((r) => r.path);
+      expect(paths).to.include(`/ping/flaky-uuid-456/start?rid=${runId}`);
+      expect(paths).to.include(`/ping/flaky-uuid-456/fail?rid=${runId}`);
+      const failure = receiver.seen
+        .filter((r) => r.path.startsWith('/alerts/'))
+        .map((r) => JSON.parse(r.body));
+      expect(failure.map((a) => a.event)).to.deep.equal(['task.overdue', 'task.failed']);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    expect(output).to.include('"msg":"monitoring"');
+    expect(output).to.not.include('hook-token-123');
+    expect(output).to.not.include('flaky-uuid-456');
+  });
+});
