@@ -22,7 +22,8 @@ export function registerTaskCommands(cli: Argv): Argv {
         const { config } = bootstrap();
         const tasks = await taskCatalog(await loadRegistry(config.tasksDir), null, new Date());
         if (argv.json) {
-          printJson(tasks.map(({ lastRun, lastSuccess, ...task }) => task));
+          // `list` reads no database: run-dependent fields belong to `status` and GET /cron.
+          printJson(tasks.map(({ lastRun, lastSuccess, dueAt, graceMs, overdue, ...task }) => task));
           return;
         }
         printLine(

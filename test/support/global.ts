@@ -18,11 +18,14 @@ export interface TestCluster {
 
 let embedded: EmbeddedDatabase | undefined;
 let tmpDir: string | undefined;
-let cluster: TestCluster | undefined;
+// Kept on globalThis: a test file may load this module a second time (once through mocha's
+// --require, once through an ESM import), and both copies must see the one cluster.
+const state = globalThis as { taskgateTestCluster?: TestCluster };
 
 export function testCluster(): TestCluster {
-  if (!cluster) throw new Error('the test cluster is not started (run the tests with mocha)');
-  return cluster;
+  if (!state.taskgateTestCluster)
+    throw new Error('the test cluster is not started (run the tests with mocha)');
+  return state.taskgateTestCluster;
 }
 
 export function urlFor(adminUrl: string, database: string): string {
@@ -54,7 +57,8 @@ export async function mochaGlobalSetup(): Promise<void> {
     adminUrl = embedded.adminUrl;
   }
   const template = `taskgate_template_${process.pid}`;
-  cluster = { adminUrl, template, created: new Set() };
+  const cluster: TestCluster = { adminUrl, template, created: new Set() };
+  state.taskgateTestCluster = cluster;
   await adminQuery(`drop database if exists ${template}`);
   await adminQuery(`create database ${template}`);
   const orm = await initORM(urlFor(adminUrl, template));
@@ -68,6 +72,7 @@ export async function mochaGlobalSetup(): Promise<void> {
 }
 
 export async function mochaGlobalTeardown(): Promise<void> {
+  const cluster = state.taskgateTestCluster;
   if (cluster) {
     for (const name of [...cluster.created, cluster.template]) {
       await adminQuery(`drop database if exists ${name} with (force)`).catch(() => undefined);
