@@ -25,6 +25,11 @@ export class Metrics {
   readonly httpRequests: Counter<'route' | 'method' | 'status'>;
   readonly httpDuration: Histogram<'route' | 'method'>;
   private tasks: TaskSource | undefined;
+  /** Label-bound children by `route method status`: prom-client hashes labels on every call otherwise. */
+  private readonly requestSeries = new Map<
+    string,
+    { count: { inc(): void }; duration: { observe(v: number): void } }
+  >();
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -106,6 +111,21 @@ export class Metrics {
       }
     },
   };
+
+  /** Counts one answered HTTP request. `route` is the route pattern, never the raw path. */
+  observeRequest(route: string, method: string, status: number, seconds: number): void {
+    const key = `${route} ${method} ${status}`;
+    let series = this.requestSeries.get(key);
+    if (!series) {
+      series = {
+        count: this.httpRequests.labels(route, method, String(status)),
+        duration: this.httpDuration.labels(route, method),
+      };
+      this.requestSeries.set(key, series);
+    }
+    series.count.inc();
+    series.duration.observe(seconds);
+  }
 
   get contentType(): string {
     return this.registry.contentType;

@@ -62,7 +62,7 @@ describe('HTTP: log lines', () => {
   });
 
   it('give every request one line with its request id, method, path, status and address', () => {
-    const requests = app.logs.lines().filter((line) => line.msg === 'request');
+    const requests = app.logs.lines().filter((line) => String(line.msg).startsWith('request'));
     expect(requests).to.have.length(13);
     for (const line of requests) {
       expect(line.requestId).to.be.a('string').and.not.empty;
@@ -74,8 +74,13 @@ describe('HTTP: log lines', () => {
   it('carry the request id on every line written for a request, and the run id on a trigger', () => {
     const httpLines = app.logs.lines().filter((line) => line.runId === undefined || line.msg === 'request');
     for (const line of httpLines) expect(line.requestId, JSON.stringify(line)).to.be.a('string');
-    const refused = app.logs.lines().filter((line) => line.msg === 'authentication refused');
-    expect(refused.map((line) => line.reason)).to.include.members(['wrong secret', 'replayed signature']);
+    const refused = app.logs.lines().filter((line) => line.msg === 'request refused');
+    expect(refused.map((line) => line.refused)).to.include.members([
+      'wrong secret',
+      'replayed signature',
+      'wrong metrics token',
+    ]);
+    for (const line of refused) expect(line).to.include({ level: 40, status: 401 });
     const triggered = app.logs.lines().find((line) => line.msg === 'request' && line.path === '/cron/fail');
     expect(triggered?.runId).to.be.a('string');
   });

@@ -7,7 +7,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Registry } from '../registry.js';
 import type { Runner } from '../runner.js';
-import { authenticate, unauthorized } from './auth.js';
+import { authenticate, UNAUTHORIZED } from './auth.js';
 import { addCronRoutes } from './cron.js';
 import { errorHandler } from './errors.js';
 import { FailedAuthLimiter } from './limiter.js';
@@ -54,9 +54,9 @@ function metricsRoute(metrics: Metrics, token: string | undefined, limiter: Fail
       const bearer = /^Bearer +(\S+) *$/i.exec(ctx.get('authorization'));
       if (!bearer || !tokens.matches(bearer[1]!)) {
         await limiter?.recordFailure(ctx.ip);
-        ctx.log.warn({ reason: 'wrong metrics token', ip: ctx.ip }, 'authentication refused');
+        ctx.state.refused = 'wrong metrics token';
         ctx.set('WWW-Authenticate', 'Bearer realm="taskgate metrics"');
-        throw unauthorized();
+        throw UNAUTHORIZED;
       }
     }
     ctx.type = metrics.contentType;

@@ -8,6 +8,14 @@ export interface FailedAuthLimiterOptions {
   windowSeconds: number;
 }
 
+/** Made once: a blocked address may send a flood, and each answer should cost next to nothing. */
+const TOO_MANY_REQUESTS = Object.freeze(
+  new TaskgateError(
+    'TOO_MANY_REQUESTS',
+    'too many failed authentications: try again after Retry-After seconds',
+  ),
+);
+
 /**
  * Counts failed authentications by client address and turns an address away with 429 once it has
  * failed `limit` times in the window. Only failures are counted, so a caller that presents the
@@ -40,9 +48,7 @@ export class FailedAuthLimiter {
       const seconds = await this.retryAfter(ctx.ip);
       if (seconds > 0) {
         ctx.set('Retry-After', String(seconds));
-        throw new TaskgateError('TOO_MANY_REQUESTS', 'too many failed authentications: try again later', {
-          retryAfterSeconds: seconds,
-        });
+        throw TOO_MANY_REQUESTS;
       }
       await next();
     };

@@ -7,8 +7,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * Gives each request an id (the caller's X-Request-Id when sane) and a child logger carrying it,
- * then writes one line and counts the request once it is answered. Headers are never logged:
- * they are where the credentials are.
+ * then writes one line (a warning when its credentials were refused, saying why) and counts the
+ * request once it is answered. Headers are never logged: they are where the credentials are.
  */
 export function requestLog(logger: Logger, metrics?: Metrics): Middleware {
   return async (ctx, next) => {
@@ -21,23 +21,22 @@ export function requestLog(logger: Logger, metrics?: Metrics): Middleware {
       await next();
     } finally {
       const seconds = (performance.now() - started) / 1000;
-      ctx.log.info(
-        {
-          method: ctx.method,
-          path: ctx.path,
-          status: ctx.status,
-          ms: Math.round(seconds * 1000),
-          ip: ctx.ip,
-          ...(ctx.state.runId ? { runId: ctx.state.runId } : {}),
-        },
-        'request',
-      );
+      const line = {
+        method: ctx.method,
+        path: ctx.path,
+        status: ctx.status,
+        ms: Math.round(seconds * 1000),
+        ip: ctx.ip,
+        ...(ctx.state.runId ? { runId: ctx.state.runId } : {}),
+        ...(ctx.state.refused ? { refused: ctx.state.refused } : {}),
+      };
+      // A refused credential is worth an operator's look; the reason never includes what was sent.
+      if (ctx.state.refused) ctx.log.warn(line, 'request refused');
+      else ctx.log.info(line, 'request');
       if (metrics) {
         // The route pattern, never the raw path: task names and run ids would make labels unbounded.
         const route = (ctx as { _matchedRoute?: string | RegExp })._matchedRoute;
-        const labels = { route: route ? String(route) : 'unmatched', method: ctx.method };
-        metrics.httpRequests.inc({ ...labels, status: String(ctx.status) });
-        metrics.httpDuration.observe(labels, seconds);
+        metrics.observeRequest(route ? String(route) : 'unmatched', ctx.method, ctx.status, seconds);
       }
     }
   };
