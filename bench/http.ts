@@ -11,7 +11,7 @@
  *
  * BENCH_DATABASE_URL: a PostgreSQL to use (a database there is created and dropped); unset, an
  * embedded PostgreSQL is started in a temporary folder. BENCH_DURATION_SECONDS: per measurement
- * (default 3). BENCH_ROUNDS: throughput rounds (default 3). BENCH_CONNECTIONS: concurrent
+ * (default 2). BENCH_ROUNDS: throughput rounds (default 5). BENCH_CONNECTIONS: concurrent
  * connections for throughput (default 10).
  */
 import { spawn } from 'node:child_process';
@@ -37,13 +37,15 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const AUTOCANNON = path.join(ROOT, 'node_modules/autocannon/autocannon.js');
 /** The same throw-away tasks the HTTP tests use; `noop` returns at once. */
 const TASKS_DIR = path.join(ROOT, 'test/fixtures/tasks-http');
-const DURATION = Number(process.env.BENCH_DURATION_SECONDS ?? 3);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const DURATION = Number(process.env.BENCH_DURATION_SECONDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const TARGETS = { wrongSecretRatio: 0.5, triggerP50Ms: 10 };
 
 interface Result {
   requests: { average: number; total: number };
+  /** CPU time this process (the servers) spent per request answered, in µs. */
+  cpuMicros: number;
   latency: { p50: number; p99: number; average: number };
   statusCodeStats?: Record<string, { count: number }>;
   errors: number;
@@ -58,8 +60,18 @@ interface Load {
   seconds?: number;
 }
 
-/** One autocannon run in a child process, read from its JSON report. */
-function autocannon(load: Load): Promise<Result> {
+/**
+ * One autocannon run in a child process, read from its JSON report, with the CPU time the
+ * servers (this process) spent per request: a figure a busy neighbour disturbs less than req/s.
+ */
+async function autocannon(load: Load): Promise<Result> {
+  const before = process.cpuUsage();
+  const result = await runAutocannon(load);
+  const used = process.cpuUsage(before);
+  return { ...result, cpuMicros: (used.user + used.system) / Math.max(1, result.requests.total) };
+}
+
+function runAutocannon(load: Load): Promise<Omit<Result, 'cpuMicros'>> {
   const args = [
     AUTOCANNON,
     '--json',
@@ -216,6 +228,8 @@ async function main(): Promise<boolean> {
   const okP50 = p50 < TARGETS.triggerP50Ms;
   const perRound = (pick: (r: (typeof rounds)[number]) => Result) =>
     rounds.map((r) => rps(pick(r))).join(' / ');
+  const cpu = (pick: (r: (typeof rounds)[number]) => Result) =>
+    Math.round(median(rounds.map((r) => pick(r).cpuMicros)));
   const codes = (pick: (r: (typeof rounds)[number]) => Result) => {
     const total = new Map<string, number>();
     for (const round of rounds) {
@@ -236,6 +250,7 @@ async function main(): Promise<boolean> {
     '  but the address is never blocked, so this is the whole authentication path, log line included',
     `POST /cron/noop, blocked address -> 429   req/s per round ${perRound((r) => r.blocked)}  (${codes((r) => r.blocked)})`,
     `  ratio to bare: median ${median(blockedRatios).toFixed(2)}x (default limiter: 10 failures per 900 s, then 429)`,
+    `server CPU per request (median round): bare ${cpu((r) => r.bare)} µs, wrong secret ${cpu((r) => r.wrongSecret)} µs, blocked ${cpu((r) => r.blocked)} µs`,
     `POST /cron/noop, right secret -> 200 with the run recorded in PostgreSQL, 1 connection (sequential), ${Math.max(DURATION, 5)} s:`,
     `  p50 ${p50} ms, p99 ${trigger.latency.p99} ms, mean ${trigger.latency.average} ms, ${rps(trigger)} runs/s (${statuses(trigger)})`,
     `  target p50 < ${TARGETS.triggerP50Ms} ms ${okP50 ? 'PASS' : 'MISS'}`,
