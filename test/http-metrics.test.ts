@@ -53,6 +53,17 @@ describe('HTTP: GET /metrics', () => {
     expect(sample(res.text, 'taskgate_last_success_timestamp_seconds{task="fail"}')).to.equal(undefined);
   });
 
+  it('reports a scheduled task that missed its run as overdue, and the others as not', async () => {
+    // echo runs daily at 04:15: a last success three days ago means a missed run.
+    await db.orm.em.getConnection().execute(
+      `insert into taskgate.task_run (task, trigger, status, started_at, finished_at, duration_ms)
+       values ('echo', 'cli', 'succeeded', now() - interval '3 days', now() - interval '3 days', 1)`,
+    );
+    const res = await request(app.callback).get('/metrics');
+    expect(sample(res.text, 'taskgate_task_overdue{task="echo"}')).to.equal(1);
+    expect(sample(res.text, 'taskgate_task_overdue{task="noop"}')).to.equal(0);
+  });
+
   it('counts HTTP requests by route pattern, method and status', async () => {
     const res = await request(app.callback).get('/metrics');
     const route = 'taskgate_http_requests_total{route="/cron/:task",method="POST"';
