@@ -25,6 +25,8 @@ export interface RunRequest {
   trigger: string;
   /** A retry with the same key gets the first run back instead of a second run. */
   idempotencyKey?: string | null;
+  /** The HTTP request that asked for the run, so its log lines join the request's. */
+  requestId?: string;
 }
 
 export interface StartedRun {
@@ -114,7 +116,9 @@ export class Runner {
     }
 
     const abort = new AbortController();
-    const done = this.execute(run, params, lock, abort).finally(() => this.inflight.delete(run.id));
+    const done = this.execute(run, params, lock, abort, request.requestId).finally(() =>
+      this.inflight.delete(run.id),
+    );
     // A run started with `Prefer: respond-async` has nobody waiting: its failure to record is logged, not thrown.
     done.catch((error) =>
       this.deps.logger.error({ err: error, runId: run.id }, 'could not record the end of a run'),
@@ -199,12 +203,17 @@ export class Runner {
     params: Record<string, unknown>,
     lock: TaskLock,
     abort: AbortController,
+    requestId: string | undefined,
   ): Promise<RunRecord> {
     const { orm, registry, config } = this.deps;
     const definition = registry.require(started.task).definition;
     const timeoutMs = definition.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const timeout = setTimeout(() => abort.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
-    const logger = this.deps.logger.child({ task: started.task, runId: started.id });
+    const logger = this.deps.logger.child({
+      task: started.task,
+      runId: started.id,
+      ...(requestId ? { requestId } : {}),
+    });
     logger.info({ trigger: started.trigger, dryRun: started.dryRun, status: 'running' }, 'run started');
     await this.notify('onStart', started, logger);
 

@@ -72,8 +72,7 @@ describe('HTTP: log lines', () => {
   });
 
   it('carry the request id on every line written for a request, and the run id on a trigger', () => {
-    const httpLines = app.logs.lines().filter((line) => line.runId === undefined || line.msg === 'request');
-    for (const line of httpLines) expect(line.requestId, JSON.stringify(line)).to.be.a('string');
+    for (const line of app.logs.lines()) expect(line.requestId, JSON.stringify(line)).to.be.a('string');
     const refused = app.logs.lines().filter((line) => line.msg === 'request refused');
     expect(refused.map((line) => line.refused)).to.include.members([
       'wrong secret',
@@ -83,5 +82,11 @@ describe('HTTP: log lines', () => {
     for (const line of refused) expect(line).to.include({ level: 40, status: 401 });
     const triggered = app.logs.lines().find((line) => line.msg === 'request' && line.path === '/cron/fail');
     expect(triggered?.runId).to.be.a('string');
+    // The run's own lines (start, failure, end) carry the request id of the request that started it.
+    const runLines = app.logs
+      .lines()
+      .filter((line) => line.runId === triggered?.runId && line.msg !== 'request');
+    expect(runLines.map((line) => line.msg)).to.include.members(['run started', 'run finished']);
+    for (const line of runLines) expect(line.requestId).to.equal(triggered?.requestId);
   });
 });

@@ -138,6 +138,7 @@ export async function trigger(ctx: Context, deps: TriggerDeps, task: string): Pr
     dryRun,
     trigger: 'http',
     idempotencyKey: key,
+    requestId: ctx.requestId,
   });
   ctx.state.runId = run.id;
   if (replayed) ctx.set('Idempotent-Replayed', 'true');
