@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { CLI, ROOT } from './support/cli.js';
+import { startServe } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { TEST_SECRET } from './support/runner.js';
-import { freePort, type StubServer, stubServer } from './support/stub-server.js';
+import { type StubServer, stubServer } from './support/stub-server.js';
 
 const ALERT_TASKS = fileURLToPath(new URL('./fixtures/tasks-alerts/', import.meta.url));
 
@@ -35,32 +34,15 @@ describe('taskgate serve with alerts and heartbeats', function () {
       `insert into taskgate.task_run (task, trigger, status, started_at, finished_at)
        values ('steady', 'test', 'succeeded', now() - interval '1 day', now() - interval '1 day')`,
     );
-    const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve'], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        NODE_ENV: 'test',
-        DATABASE_URL: db.url,
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        CRON_SECRET_KEY: TEST_SECRET,
-        TASKS_DIR: ALERT_TASKS,
-        LOG_LEVEL: 'info',
-        ALERT_WEBHOOK_URL: `${receiver.url}/alerts/hook-token-123`,
-        OVERDUE_CHECK_INTERVAL_MS: '60000',
-        HEARTBEAT_URL_FLAKY: `${receiver.url}/ping/flaky-uuid-456`,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const served = await startServe({
+      DATABASE_URL: db.url,
+      CRON_SECRET_KEY: TEST_SECRET,
+      TASKS_DIR: ALERT_TASKS,
+      ALERT_WEBHOOK_URL: `${receiver.url}/alerts/hook-token-123`,
+      OVERDUE_CHECK_INTERVAL_MS: '60000',
+      HEARTBEAT_URL_FLAKY: `${receiver.url}/ping/flaky-uuid-456`,
     });
-    let output = '';
-    child.stdout.on('data', (chunk) => (output += chunk));
-    child.stderr.on('data', (chunk) => (output += chunk));
-    const exited = new Promise((resolve) => child.on('exit', resolve));
     try {
-      await until(() => output.includes('taskgate is listening') || child.exitCode !== null, 30_000, 'serve');
-      expect(output).to.include('taskgate is listening');
       await until(
         () => receiver.seen.some((r) => r.path.startsWith('/alerts/')),
         10_000,
@@ -69,7 +51,7 @@ describe('taskgate serve with alerts and heartbeats', function () {
       const alert = JSON.parse(receiver.seen.find((r) => r.path.startsWith('/alerts/'))!.body);
       expect(alert).to.include({ event: 'task.overdue', task: 'steady' });
 
-      const response = await fetch(`http://127.0.0.1:${port}/cron/flaky`, {
+      const response = await fetch(`${served.base}/cron/flaky`, {
         method: 'POST',
         headers: { 'X-Cron-Secret': TEST_SECRET, 'Content-Type': 'application/json' },
         body: JSON.stringify({ fail: true }),
@@ -90,9 +72,10 @@ describe('taskgate serve with alerts and heartbeats', function () {
         .map((r) => JSON.parse(r.body));
       expect(failure.map((a) => a.event)).to.deep.equal(['task.overdue', 'task.failed']);
     } finally {
-      child.kill('SIGTERM');
-      await exited;
+      served.child.kill('SIGTERM');
+      await served.exited;
     }
+    const output = served.output();
     expect(output).to.include('"msg":"monitoring"');
     expect(output).to.not.include('hook-token-123');
     expect(output).to.not.include('flaky-uuid-456');

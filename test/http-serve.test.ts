@@ -1,18 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { get } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { expect } from 'chai';
-import { freePort } from '../src/db/embedded.js';
 import { HTTP_TASKS_DIR, SECRET } from './http-support.js';
-import { CLI, ROOT } from './support/cli.js';
+import { type Served, startServe } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
-
-interface Served {
-  child: ChildProcess;
-  base: string;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
 
 describe('taskgate serve: shutdown', function () {
   this.timeout(60_000);
@@ -29,34 +20,12 @@ describe('taskgate serve: shutdown', function () {
 
   /** Starts the real `taskgate serve` on the test database and the fixture tasks. */
   async function serve(env: Record<string, string>): Promise<Served> {
-    const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve'], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        NODE_ENV: 'test',
-        DATABASE_URL: db.url,
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        CRON_SECRET_KEY: SECRET,
-        TASKS_DIR: HTTP_TASKS_DIR,
-        LOG_LEVEL: 'info',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    served = await startServe({
+      DATABASE_URL: db.url,
+      CRON_SECRET_KEY: SECRET,
+      TASKS_DIR: HTTP_TASKS_DIR,
+      ...env,
     });
-    let output = '';
-    child.stdout.on('data', (chunk) => (output += chunk));
-    child.stderr.on('data', (chunk) => (output += chunk));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.on('exit', (code, signal) => resolve({ code, signal })),
-    );
-    for (let waited = 0; !output.includes('taskgate is listening'); waited += 50) {
-      if (child.exitCode !== null || waited > 30_000) throw new Error(`serve did not start:\n${output}`);
-      await delay(50);
-    }
-    served = { child, base: `http://127.0.0.1:${port}`, output: () => output, exited };
     return served;
   }
 

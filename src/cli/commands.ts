@@ -7,7 +7,7 @@ import { openDatabase } from '../service.js';
 import { bootstrap, withServices } from './context.js';
 import { runError } from './exit.js';
 import { describeRun, printError, printJson, printLine, table } from './output.js';
-import { parseParams } from './params.js';
+import { parseParams, taskInputOptions } from './params.js';
 
 const jsonOption = { type: 'boolean', default: false, describe: 'print JSON instead of text' } as const;
 
@@ -44,15 +44,8 @@ export function registerTaskCommands(cli: Argv): Argv {
       'run <task>',
       'run a task here and now, as the scheduler would (exit 0 ok, 1 failed, 2 bad input, 75 busy)',
       (y) =>
-        y
+        taskInputOptions(y)
           .positional('task', { type: 'string', demandOption: true, describe: 'task name (see `list`)' })
-          .option('param', { type: 'string', array: true, describe: 'a parameter, key=value (repeatable)' })
-          .option('params', { type: 'string', describe: 'parameters as one JSON object' })
-          .option('dry-run', {
-            type: 'boolean',
-            default: false,
-            describe: 'report what would be done, change nothing',
-          })
           .option('json', jsonOption),
       async (argv) => {
         const params = parseParams(argv.params, argv.param);

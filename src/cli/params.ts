@@ -1,3 +1,4 @@
+import type { Argv } from 'yargs';
 import { TaskgateError } from '../errors.js';
 
 /**
@@ -33,4 +34,16 @@ export function parseParams(
     raw[key] = value;
   }
   return raw;
+}
+
+/** The options `run` and `trigger` share: a task's params and a dry run. */
+export function taskInputOptions<T>(y: Argv<T>) {
+  return y
+    .option('param', { type: 'string', array: true, describe: 'a parameter, key=value (repeatable)' })
+    .option('params', { type: 'string', describe: 'parameters as one JSON object' })
+    .option('dry-run', {
+      type: 'boolean',
+      default: false,
+      describe: 'report what would be done, change nothing',
+    });
 }

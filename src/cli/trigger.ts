@@ -3,7 +3,7 @@ import { triggerRemote } from '../client.js';
 import { TaskgateError } from '../errors.js';
 import { bootstrap } from './context.js';
 import { printError, printJson, printLine } from './output.js';
-import { parseParams } from './params.js';
+import { parseParams, taskInputOptions } from './params.js';
 
 const seconds = (value: number, name: string) => {
   if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a number of seconds`);
@@ -16,16 +16,9 @@ export function registerTriggerCommand(cli: Argv): Argv {
     'trigger <task>',
     'run a task on a remote taskgate, waking a sleeping host first (exit codes as `run`)',
     (y) =>
-      y
+      taskInputOptions(y)
         .positional('task', { type: 'string', demandOption: true, describe: 'task name' })
         .option('url', { type: 'string', describe: "taskgate's base URL (default: TASKGATE_URL)" })
-        .option('param', { type: 'string', array: true, describe: 'a parameter, key=value (repeatable)' })
-        .option('params', { type: 'string', describe: 'parameters as one JSON object' })
-        .option('dry-run', {
-          type: 'boolean',
-          default: false,
-          describe: 'report what would be done, change nothing',
-        })
         .option('sign', {
           type: 'boolean',
           default: false,
