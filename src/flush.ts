@@ -120,6 +120,8 @@ export interface FlushOptions {
   signal?: AbortSignal;
   /** Told after each committed batch. */
   onBatch?: (batch: BatchReport) => void;
+  /** Told when a batch was rolled back by a deadlock and is run again. */
+  onRetry?: (error: Error, attempt: number) => void;
 }
 
 export interface BatchReport {
@@ -139,6 +141,8 @@ export interface FlushResult {
   durationMs: number;
   /** The longest single batch transaction, begin to commit. */
   longestBatchMs: number;
+  /** Batches rolled back by a deadlock and run again. */
+  retries: number;
   /** False when the signal stopped the run between batches; a rerun finishes the job. */
   complete: boolean;
 }
@@ -222,54 +226,55 @@ export async function countExpiredTokens(
  * is aborted and reports what it did.
  */
 export async function flushExpiredTokens(client: SqlClient, options: FlushOptions): Promise<FlushResult> {
-  const { tables, cutoff, batchSize, signal, onBatch } = options;
+  const { tables, cutoff, batchSize, signal, onBatch, onRetry } = options;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new RangeError(`batchSize must be a positive whole number, not ${batchSize}`);
   }
   const started = performance.now();
   await checkTokenTables(client, tables);
-  const upperBound = batchUpperBoundSql(tables);
-  const deleteTokens = deleteExpiredTokensSql(tables);
-  const deleteBlacklistRows = deleteOrphanedBlacklistRowsSql(tables);
+  const statements = {
+    upperBound: batchUpperBoundSql(tables),
+    deleteTokens: deleteExpiredTokensSql(tables),
+    deleteBlacklistRows: deleteOrphanedBlacklistRowsSql(tables),
+  };
   const at = cutoff.toISOString();
 
   let lower: bigint | null = MIN_ID;
   let deletedOutstanding = 0;
   let deletedBlacklisted = 0;
   let batches = 0;
+  let retries = 0;
   let longestBatchMs = 0;
   while (lower !== null && !signal?.aborted) {
-    const batchStarted = performance.now();
-    const from: string = String(lower);
-    let upper: string | null;
-    let tokens = 0;
-    let blacklisted = 0;
-    await client.query(beginBatchSql());
-    try {
-      upper = ((await client.query(upperBound, [from, batchSize])).rows[0]?.upper as string | null) ?? null;
-      if (upper !== null) {
-        tokens = (await client.query(deleteTokens, [from, upper, at])).rowCount ?? 0;
-        if (tokens > 0) {
-          blacklisted = (await client.query(deleteBlacklistRows, [from, upper])).rowCount ?? 0;
-        }
+    const from = String(lower);
+    let batch: Awaited<ReturnType<typeof runBatch>>;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        batch = await runBatch(client, statements, { from, batchSize, cutoff: at });
+        break;
+      } catch (error) {
+        if (!RETRYABLE.has((error as { code?: string }).code ?? '') || attempt >= MAX_ATTEMPTS) throw error;
+        retries += 1;
+        onRetry?.(error as Error, attempt);
       }
-      await client.query('commit');
-    } catch (error) {
-      await client.query('rollback').catch(() => undefined);
-      throw error;
     }
-    if (upper === null) {
+    if (batch.upper === null) {
       lower = null;
       break;
     }
-    const ms = performance.now() - batchStarted;
     batches += 1;
-    deletedOutstanding += tokens;
-    deletedBlacklisted += blacklisted;
-    longestBatchMs = Math.max(longestBatchMs, ms);
+    deletedOutstanding += batch.tokens;
+    deletedBlacklisted += batch.blacklisted;
+    longestBatchMs = Math.max(longestBatchMs, batch.ms);
     // The next batch starts after this one; none does after the largest possible id.
-    lower = BigInt(upper) < MAX_ID ? BigInt(upper) + 1n : null;
-    onBatch?.({ batch: batches, upper, deletedOutstanding: tokens, deletedBlacklisted: blacklisted, ms });
+    lower = BigInt(batch.upper) < MAX_ID ? BigInt(batch.upper) + 1n : null;
+    onBatch?.({
+      batch: batches,
+      upper: batch.upper,
+      deletedOutstanding: batch.tokens,
+      deletedBlacklisted: batch.blacklisted,
+      ms: batch.ms,
+    });
   }
   return {
     cutoff: at,
@@ -278,6 +283,42 @@ export async function flushExpiredTokens(client: SqlClient, options: FlushOption
     batches,
     durationMs: Math.round(performance.now() - started),
     longestBatchMs: Math.round(longestBatchMs),
+    retries,
     complete: lower === null,
   };
+}
+
+/**
+ * A deadlock can happen when the application deletes a user (Django deletes the blacklist rows,
+ * then the tokens: the opposite order) while a batch holds one of that user's expired tokens.
+ * PostgreSQL then aborts one of the two; when it is the batch, the batch is rolled back whole
+ * and run again, and finds the tokens the application has deleted meanwhile gone.
+ */
+const RETRYABLE = new Set(['40P01', '40001']);
+const MAX_ATTEMPTS = 5;
+
+/** One batch, one transaction: rolled back whole on any error. */
+async function runBatch(
+  client: SqlClient,
+  sql: { upperBound: string; deleteTokens: string; deleteBlacklistRows: string },
+  { from, batchSize, cutoff }: { from: string; batchSize: number; cutoff: string },
+): Promise<{ upper: string | null; tokens: number; blacklisted: number; ms: number }> {
+  const started = performance.now();
+  let upper: string | null;
+  let tokens = 0;
+  let blacklisted = 0;
+  await client.query(beginBatchSql());
+  try {
+    upper = ((await client.query(sql.upperBound, [from, batchSize])).rows[0]?.upper as string | null) ?? null;
+    if (upper !== null) {
+      tokens = (await client.query(sql.deleteTokens, [from, upper, cutoff])).rowCount ?? 0;
+      if (tokens > 0)
+        blacklisted = (await client.query(sql.deleteBlacklistRows, [from, upper])).rowCount ?? 0;
+    }
+    await client.query('commit');
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined);
+    throw error;
+  }
+  return { upper, tokens, blacklisted, ms: performance.now() - started };
 }

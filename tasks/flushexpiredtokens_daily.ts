@@ -33,6 +33,8 @@ export default defineTask({
         batchSize: params.batchSize,
         signal,
         onBatch: (batch) => logger.debug(batch, 'batch committed'),
+        onRetry: (error, attempt) =>
+          logger.warn({ err: error, attempt }, 'batch rolled back by a deadlock; running it again'),
       });
       if (!result.complete) logger.warn(result, 'flush stopped between batches; the next run finishes it');
       return { ...result };

@@ -263,6 +263,32 @@ describe('flushexpiredtokens_daily', () => {
     }
   });
 
+  it('runs a batch again when a deadlock with the application rolls it back', async () => {
+    // Django deletes a user's blacklist rows, then their tokens: the opposite order to a batch.
+    const [, doomed, live] = await insertTokens([
+      { expires: '-1 day' },
+      { expires: '-1 day', blacklisted: true },
+      { expires: '1 day' },
+    ]);
+    const app = await connect();
+    try {
+      await app.query('begin');
+      await app.query(`delete from ${B} where token_id = $1`, [doomed]);
+      const flush = runTask();
+      await lockWaiters(1);
+      // The batch waits for the application's blacklist row, the application for the batch's
+      // token: PostgreSQL aborts the batch, which waited first, and the application goes on.
+      await app.query(`delete from ${O} where id = $1`, [doomed]);
+      await app.query('commit');
+      const result = await flush;
+      expect(result).to.include({ deletedOutstanding: 1, deletedBlacklisted: 0, retries: 1, complete: true });
+      expect(await tokenIds()).to.deep.equal([live]);
+      expect(await danglingBlacklistRows()).to.equal(0);
+    } finally {
+      await app.end();
+    }
+  });
+
   it('stops between batches when aborted, and a rerun finishes the job', async () => {
     const specs: TokenSpec[] = Array.from({ length: 12 }, (_, i) => ({
       expires: i % 3 === 2 ? '1 day' : '-1 day',
