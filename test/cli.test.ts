@@ -1,5 +1,8 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { expect } from 'chai';
 import type { Runner } from '../src/runner.js';
+import { EMBEDDED_DATA_DIR } from '../src/service.js';
 import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { RUNNER_TASKS, TEST_SECRET, testRunner } from './support/runner.js';
@@ -115,6 +118,16 @@ describe('the taskgate command line', () => {
     expect(runs).to.have.length(2);
     expect(runs.every((r: { task: string }) => r.task === 'echo')).to.equal(true);
     expect(Date.parse(runs[0].startedAt)).to.be.at.least(Date.parse(runs[1].startedAt));
+  });
+
+  it('run without DATABASE_URL uses the embedded PostgreSQL, exits 0 and leaves no server of its own running', async () => {
+    // A server of `npm start` may already run on that folder: the CLI joins it and must leave it as it was.
+    const pidFile = () => readFile(path.join(EMBEDDED_DATA_DIR, 'postmaster.pid'), 'utf8').catch(() => null);
+    const before = await pidFile();
+    const { code, stdout } = await runCli(['run', 'echo', '--json'], { TASKS_DIR: RUNNER_TASKS });
+    expect(code).to.equal(0);
+    expect(JSON.parse(stdout)).to.include({ task: 'echo', status: 'succeeded' });
+    expect(await pidFile()).to.equal(before);
   });
 
   it('migrate reports the applied migrations and exits 0', async () => {

