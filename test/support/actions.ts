@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { data as Data } from '@actions/expressions';
 import { parse } from 'yaml';
+import { runProcess } from './cli.js';
 
 /**
  * Runs a generated workflow's jobs the way a GitHub-hosted runner would, on this machine: each
@@ -145,30 +145,16 @@ async function runScript(
     await writeFile(file, script);
     await writeFile(path.join(dir, 'output'), '');
     await writeFile(path.join(dir, 'summary'), '');
-    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-      (resolve, reject) => {
-        const child = spawn('bash', ['--noprofile', '--norc', '-eo', 'pipefail', file], {
-          env: {
-            PATH: process.env.PATH,
-            HOME: process.env.HOME,
-            GITHUB_OUTPUT: path.join(dir, 'output'),
-            GITHUB_STEP_SUMMARY: path.join(dir, 'summary'),
-            ...env,
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (chunk) => (stdout += chunk));
-        child.stderr.on('data', (chunk) => (stderr += chunk));
-        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-        child.on('error', reject);
-        child.on('close', (code) => {
-          clearTimeout(timer);
-          resolve({ code, stdout, stderr });
-        });
+    const result = await runProcess('bash', ['--noprofile', '--norc', '-eo', 'pipefail', file], {
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        GITHUB_OUTPUT: path.join(dir, 'output'),
+        GITHUB_STEP_SUMMARY: path.join(dir, 'summary'),
+        ...env,
       },
-    );
+      timeoutMs,
+    });
     return {
       ...result,
       outputs: readOutputs(await readFile(path.join(dir, 'output'), 'utf8')),

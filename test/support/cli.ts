@@ -14,28 +14,41 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real `taskgate` command in a child process, with only the environment given. */
-export function runCli(
+/** Runs a command to its end with only the environment given, collecting its output; killed after `timeoutMs`. */
+export function runProcess(
+  command: string,
   args: string[],
-  env: Record<string, string | undefined> = {},
-  timeoutMs = 30_000,
+  options: { env: Record<string, string | undefined>; cwd?: string; timeoutMs: number },
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', ...env },
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
     child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+  });
+}
+
+/** Runs the real `taskgate` command in a child process, with only the environment given. */
+export function runCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  timeoutMs = 30_000,
+): Promise<CliResult> {
+  return runProcess(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', ...env },
+    timeoutMs,
   });
 }
 
