@@ -8,7 +8,7 @@
 import { defineEntity, p } from '@mikro-orm/core';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { loadConfig } from '../src/config.js';
-import { initORM } from '../src/db/orm.js';
+import { Db } from '../src/db/sql.js';
 import { createLogger } from '../src/logger.js';
 import { Registry, validateTask } from '../src/registry.js';
 import { Runner } from '../src/runner.js';
@@ -32,10 +32,10 @@ function heapSampler() {
 }
 
 async function runTask(url: string, batchSize: number) {
-  const orm = await initORM(url);
+  const db = new Db({ url, max: 2, queryTimeoutMs: 60_000, connectTimeoutMs: 5_000 });
   try {
     const runner = new Runner({
-      orm,
+      db,
       registry: new Registry([validateTask('flushexpiredtokens_daily.ts', flushTask)]),
       logger: createLogger({ level: 'silent', pretty: false }),
       config: loadConfig({ NODE_ENV: 'test', DATABASE_URL: url }),
@@ -54,7 +54,7 @@ async function runTask(url: string, batchSize: number) {
     };
     return { ...result, baselineRss, peakHeap };
   } finally {
-    await orm.close(true);
+    await db.close();
   }
 }
 

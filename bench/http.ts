@@ -27,6 +27,7 @@ import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { startEmbeddedDatabase } from '../src/db/embedded.js';
 import { initORM, migrate } from '../src/db/orm.js';
+import { Db } from '../src/db/sql.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
 import { Metrics } from '../src/metrics.js';
@@ -165,6 +166,7 @@ async function main(): Promise<boolean> {
   const database = await openDatabase();
   const orm = await initORM(database.url);
   await migrate(orm);
+  const db = new Db({ url: database.url, max: 10, queryTimeoutMs: 5_000, connectTimeoutMs: 5_000 });
   const registry = await loadRegistry(TASKS_DIR);
   // Log lines are written as in production (JSON, info level), to a sink instead of a terminal.
   const logger = createLogger({ level: 'info', pretty: false, destination: openSync('/dev/null', 'w') });
@@ -178,9 +180,9 @@ async function main(): Promise<boolean> {
       ...env,
     });
     const metrics = new Metrics();
-    const runner = new Runner({ orm, registry, logger, config, listeners: [metrics.runListener] });
+    const runner = new Runner({ db, registry, logger, config, listeners: [metrics.runListener] });
     runners.push(runner);
-    return createApp({ orm, logger, config, registry, runner, metrics });
+    return createApp({ db, logger, config, registry, runner, metrics });
   };
 
   const bare = new Koa();
@@ -262,6 +264,7 @@ async function main(): Promise<boolean> {
     await new Promise((resolve) => server.close(resolve));
   }
   for (const runner of runners) await runner.close(0);
+  await db.close();
   await orm.close(true);
   await database.close();
   return okRatio && okP50;

@@ -1,5 +1,5 @@
-import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import { type TaskInfo, taskCatalog } from './catalog.js';
+import type { SqlClient } from './db/sql.js';
 import type { Logger } from './logger.js';
 import type { Registry } from './registry.js';
 import type { RunListener } from './runner.js';
@@ -36,13 +36,13 @@ const toIncident = (row: Row): Incident => ({
 
 /** Opens an incident, claimed for sending; null when one of that kind is already open for the task. */
 export async function openIncident(
-  em: EntityManager,
+  db: SqlClient,
   task: string,
   kind: IncidentKind,
   details: Record<string, unknown>,
 ): Promise<Incident | null> {
-  const rows: Row[] = await em.getConnection().execute(
-    `insert into taskgate.incident (task, kind, details, sent_at) values (?, ?, ?::jsonb, now())
+  const { rows } = await db.query(
+    `insert into taskgate.incident (task, kind, details, sent_at) values ($1, $2, $3::jsonb, now())
      on conflict (task, kind) where resolved_at is null do nothing
      returning *`,
     [task, kind, JSON.stringify(details)],
@@ -52,32 +52,30 @@ export async function openIncident(
 
 /** Resolves the task's open incidents (of one kind, or all); returns those this call resolved. */
 export async function resolveIncidents(
-  em: EntityManager,
+  db: SqlClient,
   task: string,
   kind?: IncidentKind,
 ): Promise<Incident[]> {
-  const rows: Row[] = await em.getConnection().execute(
+  const { rows } = await db.query(
     `update taskgate.incident set resolved_at = now()
-      where task = ? and resolved_at is null and (?::text is null or kind = ?)
+      where task = $1 and resolved_at is null and ($2::text is null or kind = $2)
       returning *`,
-    [task, kind ?? null, kind ?? null],
+    [task, kind ?? null],
   );
   return rows.map(toIncident);
 }
 
 /** Open incidents whose alert did not get through, claimed for another try. */
-export async function claimUnsent(em: EntityManager): Promise<Incident[]> {
-  const rows: Row[] = await em
-    .getConnection()
-    .execute(
-      `update taskgate.incident set sent_at = now() where resolved_at is null and sent_at is null returning *`,
-    );
+export async function claimUnsent(db: SqlClient): Promise<Incident[]> {
+  const { rows } = await db.query(
+    `update taskgate.incident set sent_at = now() where resolved_at is null and sent_at is null returning *`,
+  );
   return rows.map(toIncident);
 }
 
 /** Gives an incident back for a later try after its alert failed. */
-export async function releaseIncident(em: EntityManager, id: string): Promise<void> {
-  await em.getConnection().execute('update taskgate.incident set sent_at = null where id = ?', [id]);
+export async function releaseIncident(db: SqlClient, id: string): Promise<void> {
+  await db.query('update taskgate.incident set sent_at = null where id = $1', [id]);
 }
 
 export interface AlertPayload {
@@ -137,7 +135,7 @@ export interface AlertsOptions {
 }
 
 export class Alerts {
-  private deps: { orm: MikroORM; registry: Registry } | null = null;
+  private deps: { db: SqlClient; registry: Registry } | null = null;
   private readonly pending = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | null = null;
   private checking: Promise<void> | null = null;
@@ -145,7 +143,7 @@ export class Alerts {
   constructor(private readonly options: AlertsOptions) {}
 
   /** Needs the database and the tasks: given once they are open (the listener exists before). */
-  attach(deps: { orm: MikroORM; registry: Registry }): void {
+  attach(deps: { db: SqlClient; registry: Registry }): void {
     this.deps = deps;
   }
 
@@ -173,23 +171,23 @@ export class Alerts {
   /** Opens an incident for each task that turned overdue and alerts once; retries unsent alerts. */
   async checkOverdue(now: Date = this.now()): Promise<void> {
     if (!this.deps) return;
-    const em = this.deps.orm.em.fork();
-    const tasks = await taskCatalog(this.deps.registry, em, now);
+    const { db } = this.deps;
+    const tasks = await taskCatalog(this.deps.registry, db, now);
     for (const task of tasks) {
       if (task.overdue) {
-        const incident = await openIncident(em, task.name, 'overdue', overdueDetails(task));
-        if (incident) await this.send(em, incident, overduePayload(incident, now));
+        const incident = await openIncident(db, task.name, 'overdue', overdueDetails(task));
+        if (incident) await this.send(db, incident, overduePayload(incident, now));
       } else if (task.schedule) {
         // No longer overdue without a success in between: its schedule or grace changed.
-        for (const incident of await resolveIncidents(em, task.name, 'overdue')) {
+        for (const incident of await resolveIncidents(db, task.name, 'overdue')) {
           if (incident.sentAt) await this.post(recoveredPayload(incident, now, null));
         }
       }
     }
-    for (const incident of await claimUnsent(em)) {
+    for (const incident of await claimUnsent(db)) {
       const payload =
         incident.kind === 'failed' ? failedPayload(incident, now) : overduePayload(incident, now);
-      await this.send(em, incident, payload);
+      await this.send(db, incident, payload);
     }
   }
 
@@ -218,20 +216,20 @@ export class Alerts {
   }
 
   private async failed(run: RunRecord): Promise<void> {
-    const em = this.deps!.orm.em.fork();
+    const { db } = this.deps!;
     const details = { runId: run.id, status: run.status, error: run.error, startedAt: run.startedAt };
-    const incident = await openIncident(em, run.task, 'failed', details);
-    if (incident) await this.send(em, incident, failedPayload(incident, this.now()));
+    const incident = await openIncident(db, run.task, 'failed', details);
+    if (incident) await this.send(db, incident, failedPayload(incident, this.now()));
   }
 
   private async recovered(run: RunRecord): Promise<void> {
-    for (const incident of await resolveIncidents(this.deps!.orm.em.fork(), run.task)) {
+    for (const incident of await resolveIncidents(this.deps!.db, run.task)) {
       if (incident.sentAt) await this.post(recoveredPayload(incident, this.now(), run));
     }
   }
 
-  private async send(em: EntityManager, incident: Incident, payload: AlertPayload): Promise<void> {
-    if (!(await this.post(payload))) await releaseIncident(em, incident.id);
+  private async send(db: SqlClient, incident: Incident, payload: AlertPayload): Promise<void> {
+    if (!(await this.post(payload))) await releaseIncident(db, incident.id);
   }
 
   /** True when the webhook took it. The URL is a credential: it never reaches a log line. */

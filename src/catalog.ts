@@ -1,8 +1,8 @@
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { z } from 'zod';
+import type { SqlClient } from './db/sql.js';
 import { overdueState } from './overdue.js';
 import type { Registry } from './registry.js';
-import { latestRuns, type RunRecord } from './runs.js';
+import { firstRunStarts, latestRuns, type RunRecord } from './runs.js';
 
 /** What taskgate tells about a task: `GET /cron`, `taskgate list` and `taskgate status`. */
 export interface TaskInfo {
@@ -23,29 +23,12 @@ export interface TaskInfo {
 }
 
 /**
- * When each task's first real (not dry) run started: the reference for a task that has never
- * succeeded, so that one failing since it was added still turns overdue.
- */
-export async function firstRunStarts(em: EntityManager): Promise<Map<string, Date>> {
-  const rows: { task: string; started_at: string | Date }[] = await em
-    .getConnection()
-    .execute(
-      'select task, min(started_at) as started_at from taskgate.task_run where not dry_run group by task',
-    );
-  return new Map(rows.map((row) => [row.task, new Date(row.started_at)]));
-}
-
-/**
  * Every task with its schedule in words, params as JSON Schema, last runs, next expected run and
- * whether it is overdue. Without an EntityManager no run is known and nothing is overdue.
+ * whether it is overdue. Without a database no run is known and nothing is overdue.
  */
-export async function taskCatalog(
-  registry: Registry,
-  em: EntityManager | null,
-  now: Date,
-): Promise<TaskInfo[]> {
-  const [latest, firsts] = em
-    ? await Promise.all([latestRuns(em), firstRunStarts(em)])
+export async function taskCatalog(registry: Registry, db: SqlClient | null, now: Date): Promise<TaskInfo[]> {
+  const [latest, firsts] = db
+    ? await Promise.all([latestRuns(db), firstRunStarts(db)])
     : [new Map<string, never>(), new Map<string, Date>()];
   return registry.list().map(({ definition, schedule }) => {
     const runs = latest.get(definition.name);

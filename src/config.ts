@@ -77,6 +77,11 @@ const schema = z.object({
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   ),
   SHUTDOWN_GRACE_MS: integer(20_000, 0, 600_000),
+  DATABASE_POOL_MAX: integer(10, 1, 1_000),
+  DATABASE_QUERY_TIMEOUT_MS: integer(5_000, 100, 3_600_000),
+  DATABASE_CONNECT_TIMEOUT_MS: integer(5_000, 100, 600_000),
+  DATABASE_STARTUP_TIMEOUT_MS: integer(60_000, 0, 3_600_000),
+  RUN_LEASE_MS: integer(30_000, 1_000, 3_600_000),
   TASKS_DIR: optionalText,
   ALERT_WEBHOOK_URL: httpUrl,
   OVERDUE_CHECK_INTERVAL_MS: integer(300_000, 0, 86_400_000),
@@ -100,8 +105,23 @@ export interface Config {
   /** The folder of task modules; unset means taskgate's own `tasks/`. */
   tasksDir: string | undefined;
   tokenTables: { outstanding: string; blacklist: string };
+  database: DatabaseConfig;
+  /** How long a run's lease lasts without renewal: the bound after which a dead process's task is free. */
+  runLeaseMs: number;
   http: HttpConfig;
   scheduling: SchedulingConfig;
+}
+
+/** How taskgate uses its database connections (see README, Coordination). */
+export interface DatabaseConfig {
+  /** Most connections taskgate's pool opens. */
+  poolMax: number;
+  /** Deadline of one statement or transaction taskgate makes (tasks may ask for their own). */
+  queryTimeoutMs: number;
+  /** Deadline of opening one connection. */
+  connectTimeoutMs: number;
+  /** How long start-up keeps trying an unreachable database before giving up. */
+  startupTimeoutMs: number;
 }
 
 /** Missed-run alarms, heartbeats, and the remote taskgate the CLI's `trigger` and `status` call. */
@@ -202,6 +222,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
     shutdownGraceMs: vars.SHUTDOWN_GRACE_MS,
     tasksDir: vars.TASKS_DIR,
     tokenTables: { outstanding: vars.SIMPLEJWT_OUTSTANDING_TABLE, blacklist: vars.SIMPLEJWT_BLACKLIST_TABLE },
+    database: {
+      poolMax: vars.DATABASE_POOL_MAX,
+      queryTimeoutMs: vars.DATABASE_QUERY_TIMEOUT_MS,
+      connectTimeoutMs: vars.DATABASE_CONNECT_TIMEOUT_MS,
+      startupTimeoutMs: vars.DATABASE_STARTUP_TIMEOUT_MS,
+    },
+    runLeaseMs: vars.RUN_LEASE_MS,
     http: {
       trustProxyHops: vars.TRUST_PROXY,
       metricsToken: vars.METRICS_TOKEN,

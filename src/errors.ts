@@ -16,10 +16,11 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, exitCode: 2 },
   METHOD_NOT_ALLOWED: { status: 405, exitCode: 2 },
   TASK_BUSY: { status: 409, exitCode: 75 },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, exitCode: 2 },
   TASK_FAILED: { status: 500, exitCode: 1 },
   TASK_INTERRUPTED: { status: 500, exitCode: 1 },
   SHUTTING_DOWN: { status: 503, exitCode: 75 },
-  DATABASE_UNAVAILABLE: { status: 503, exitCode: 1 },
+  DATABASE_UNAVAILABLE: { status: 503, exitCode: 75 },
   INVALID_TASK: { status: 500, exitCode: 1 },
   INTERNAL: { status: 500, exitCode: 1 },
   /** The CLI's trigger gave up on a remote taskgate that never answered (taskgate itself never sends it). */

@@ -33,13 +33,9 @@ import pg from 'pg';
  *   break behind poolers in transaction mode (PgBouncer), which hosted PostgreSQL often sits behind.
  */
 
-/** What the flush needs of a connection: node-postgres' `query`. */
-export interface SqlClient {
-  query(
-    text: string,
-    values?: unknown[],
-  ): Promise<{ rows: Record<string, unknown>[]; rowCount: number | null }>;
-}
+import type { Sql, SqlClient } from './db/sql.js';
+
+export type { Sql, SqlClient };
 
 export interface TokenTables {
   outstanding: string;
@@ -68,11 +64,11 @@ export function describeTokenTablesSql(): string {
 
 /**
  * Each batch runs under READ COMMITTED whatever the database's default, because the design relies
- * on the second statement's fresh snapshot. SET CONSTRAINTS makes a deferrable key that was
- * declared INITIALLY IMMEDIATE behave as Django's INITIALLY DEFERRED one.
+ * on the second statement's fresh snapshot (the transaction is begun so). SET CONSTRAINTS makes a
+ * deferrable key that was declared INITIALLY IMMEDIATE behave as Django's INITIALLY DEFERRED one.
  */
-export function beginBatchSql(): string {
-  return 'begin isolation level read committed; set constraints all deferred';
+export function deferConstraintsSql(): string {
+  return 'set constraints all deferred';
 }
 
 /**
@@ -221,17 +217,17 @@ export async function countExpiredTokens(
 }
 
 /**
- * Deletes the expired tokens and their blacklist rows batch by batch, each batch in a transaction
- * of its own on `client` (one connection for the whole run). Stops between batches when `signal`
- * is aborted and reports what it did.
+ * Deletes the expired tokens and their blacklist rows batch by batch, each batch a transaction of
+ * its own on a pooled connection (none is held between batches). Stops between batches when
+ * `signal` is aborted and reports what it did.
  */
-export async function flushExpiredTokens(client: SqlClient, options: FlushOptions): Promise<FlushResult> {
+export async function flushExpiredTokens(db: Sql, options: FlushOptions): Promise<FlushResult> {
   const { tables, cutoff, batchSize, signal, onBatch, onRetry } = options;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new RangeError(`batchSize must be a positive whole number, not ${batchSize}`);
   }
   const started = performance.now();
-  await checkTokenTables(client, tables);
+  await checkTokenTables(db, tables);
   const statements = {
     upperBound: batchUpperBoundSql(tables),
     deleteTokens: deleteExpiredTokensSql(tables),
@@ -250,7 +246,7 @@ export async function flushExpiredTokens(client: SqlClient, options: FlushOption
     let batch: Awaited<ReturnType<typeof runBatch>>;
     for (let attempt = 1; ; attempt++) {
       try {
-        batch = await runBatch(client, statements, { from, batchSize, cutoff: at });
+        batch = await runBatch(db, statements, { from, batchSize, cutoff: at });
         break;
       } catch (error) {
         if (!RETRYABLE.has((error as { code?: string }).code ?? '') || attempt >= MAX_ATTEMPTS) throw error;
@@ -299,26 +295,24 @@ const MAX_ATTEMPTS = 5;
 
 /** One batch, one transaction: rolled back whole on any error. */
 async function runBatch(
-  client: SqlClient,
+  db: Sql,
   sql: { upperBound: string; deleteTokens: string; deleteBlacklistRows: string },
   { from, batchSize, cutoff }: { from: string; batchSize: number; cutoff: string },
 ): Promise<{ upper: string | null; tokens: number; blacklisted: number; ms: number }> {
   const started = performance.now();
-  let upper: string | null;
-  let tokens = 0;
-  let blacklisted = 0;
-  await client.query(beginBatchSql());
-  try {
-    upper = ((await client.query(sql.upperBound, [from, batchSize])).rows[0]?.upper as string | null) ?? null;
-    if (upper !== null) {
-      tokens = (await client.query(sql.deleteTokens, [from, upper, cutoff])).rowCount ?? 0;
-      if (tokens > 0)
-        blacklisted = (await client.query(sql.deleteBlacklistRows, [from, upper])).rowCount ?? 0;
-    }
-    await client.query('commit');
-  } catch (error) {
-    await client.query('rollback').catch(() => undefined);
-    throw error;
-  }
-  return { upper, tokens, blacklisted, ms: performance.now() - started };
+  return db.transaction(
+    async (tx) => {
+      await tx.query(deferConstraintsSql());
+      const upper =
+        ((await tx.query(sql.upperBound, [from, batchSize])).rows[0]?.upper as string | null) ?? null;
+      let tokens = 0;
+      let blacklisted = 0;
+      if (upper !== null) {
+        tokens = (await tx.query(sql.deleteTokens, [from, upper, cutoff])).rowCount ?? 0;
+        if (tokens > 0) blacklisted = (await tx.query(sql.deleteBlacklistRows, [from, upper])).rowCount ?? 0;
+      }
+      return { upper, tokens, blacklisted, ms: performance.now() - started };
+    },
+    { isolation: 'read committed' },
+  );
 }

@@ -1,6 +1,6 @@
-import type { MikroORM } from '@mikro-orm/postgresql';
 import { Alerts } from './alerts.js';
 import type { SchedulingConfig } from './config.js';
+import type { SqlClient } from './db/sql.js';
 import { Heartbeats } from './heartbeat.js';
 import type { Logger } from './logger.js';
 import type { Registry } from './registry.js';
@@ -11,7 +11,7 @@ export interface Monitoring {
   listeners: RunListener[];
   alerts: Alerts | null;
   heartbeats: Heartbeats | null;
-  start(deps: { orm: MikroORM; registry: Registry }): void;
+  start(deps: { db: SqlClient; registry: Registry }): void;
   /** Stops the overdue checks and lets alerts and pings in flight finish. */
   close(): Promise<void>;
 }
@@ -26,7 +26,7 @@ export function createMonitoring(config: SchedulingConfig, logger: Logger): Moni
     listeners: [alerts?.runListener, heartbeats?.runListener].filter((l): l is RunListener => Boolean(l)),
     alerts,
     heartbeats,
-    start({ orm, registry }) {
+    start({ db, registry }) {
       const unknown = heartbeats?.unknownTasks(registry.names()) ?? [];
       if (unknown.length > 0) {
         logger.warn(
@@ -35,7 +35,7 @@ export function createMonitoring(config: SchedulingConfig, logger: Logger): Moni
         );
       }
       if (alerts) {
-        alerts.attach({ orm, registry });
+        alerts.attach({ db, registry });
         alerts.start(config.overdueCheckMs);
       }
       logger.info(

@@ -80,6 +80,12 @@ export function validateTask(file: string, exported: unknown): RegisteredTask {
   if (task.timeoutMs !== undefined && !(Number.isInteger(task.timeoutMs) && task.timeoutMs > 0)) {
     throw invalid(file, 'timeoutMs must be a positive integer');
   }
+  if (
+    task.queryTimeoutMs !== undefined &&
+    !(Number.isInteger(task.queryTimeoutMs) && task.queryTimeoutMs > 0)
+  ) {
+    throw invalid(file, 'queryTimeoutMs must be a positive integer');
+  }
   if (task.graceMs !== undefined && !(Number.isInteger(task.graceMs) && task.graceMs > 0)) {
     throw invalid(file, 'graceMs must be a positive integer');
   }

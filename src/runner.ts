@@ -1,18 +1,24 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from './config.js';
+import { type Db, isDatabaseUnavailable, type Sql, type SqlClient } from './db/sql.js';
 import { TaskgateError } from './errors.js';
-import { TaskLock } from './lock.js';
+import { LeaseKeeper } from './leaseKeeper.js';
+import { takeLease } from './leases.js';
 import type { Logger } from './logger.js';
 import type { RegisteredTask, Registry } from './registry.js';
 import {
+  abandonExpiredRuns,
+  abandonRunsOf,
   findRun,
   findRunByIdempotencyKey,
   findRunningRun,
   finishRun,
   insertRun,
-  markAbandoned,
+  type RunOutcome,
   type RunRecord,
-  tasksWithRunningRows,
 } from './runs.js';
 import { DEFAULT_TIMEOUT_MS } from './task.js';
 
@@ -43,7 +49,9 @@ export interface RunListener {
 }
 
 export interface RunnerDeps {
-  orm: MikroORM;
+  db: Db;
+  /** MikroORM, for tasks that want an EntityManager; optional. */
+  orm?: MikroORM;
   registry: Registry;
   logger: Logger;
   config: Config;
@@ -52,19 +60,38 @@ export interface RunnerDeps {
   pollMs?: number;
 }
 
+/** After the grace period and the abort, how long tasks get to stop before their SQL is cancelled. */
+export const ABORT_SETTLE_MS = 2_000;
+/** After cancelling their SQL, how long before runs that still have not stopped are recorded interrupted. */
+export const CANCEL_SETTLE_MS = 1_000;
+/** How long recording an end is retried while the database is away (outside shutdown). */
+const END_RECORD_BUDGET_MS = 120_000;
+
+interface Inflight {
+  abort: AbortController;
+  done: Promise<RunRecord>;
+  run: RunRecord;
+  /** Set once the run's end has been recorded (by the run, or by a bounded shutdown). */
+  ended: boolean;
+}
+
 /**
  * The one runner: HTTP and the CLI both start runs here, and nowhere else. It validates params,
- * holds the task's advisory lock for the whole run so runs of one task never overlap (in this
- * process or any other), records the run, gives the task its AbortSignal, and logs the run.
+ * takes the task's lease (src/leases.ts) and records the run in one transaction, keeps the lease
+ * alive while the task runs, gives the task its AbortSignal, records the end (fenced by the
+ * lease), and logs the run.
  */
 export class Runner {
-  /** Runs in progress in this process, by run id. */
-  private readonly inflight = new Map<string, { abort: AbortController; done: Promise<RunRecord> }>();
+  private readonly inflight = new Map<string, Inflight>();
   private closing = false;
   private readonly listeners: RunListener[];
+  private readonly keeper: LeaseKeeper;
+  /** Names this process in the lease table, for whoever reads it during an incident. */
+  private readonly holder = `${os.hostname()}:${process.pid}`;
 
   constructor(private readonly deps: RunnerDeps) {
     this.listeners = deps.listeners ?? [];
+    this.keeper = new LeaseKeeper(deps.db, deps.config.runLeaseMs, deps.logger);
   }
 
   /** Starts a run and returns once it is recorded; `wait(run.id)` gives its end. */
@@ -72,58 +99,69 @@ export class Runner {
     if (this.closing) {
       throw new TaskgateError('SHUTTING_DOWN', 'taskgate is shutting down and starts no new runs');
     }
-    const { orm, registry } = this.deps;
-    const task = registry.require(request.task);
+    const task = this.deps.registry.require(request.task);
+    const name = task.definition.name;
     const params = validateParams(task, request.params);
+    const dryRun = request.dryRun ?? false;
     const key = request.idempotencyKey ?? null;
-    const em = orm.em.fork();
+    const id = randomUUID();
 
-    if (key) {
-      const earlier = await findRunByIdempotencyKey(em, task.definition.name, key);
-      if (earlier) return { run: earlier, replayed: true };
-    }
-
-    const lock = await TaskLock.tryAcquire(orm, task.definition.name);
-    if (!lock) {
-      if (key) {
-        const earlier = await findRunByIdempotencyKey(em, task.definition.name, key);
-        if (earlier) return { run: earlier, replayed: true };
-      }
-      const running = await findRunningRun(em, task.definition.name);
-      throw new TaskgateError('TASK_BUSY', `${task.definition.name} is already running`, {
-        runId: running?.id ?? null,
+    const decided: StartDecision = await this.deps.db
+      .transaction<StartDecision>(async (tx) => {
+        if (key) {
+          const earlier = await findRunByIdempotencyKey(tx, name, key);
+          if (earlier) checkSameRequest(earlier, params, dryRun);
+          if (earlier?.status === 'succeeded') return { replay: earlier };
+        }
+        const leased = await takeLease(tx, {
+          task: name,
+          runId: id,
+          holder: this.holder,
+          ttlMs: this.deps.config.runLeaseMs,
+        });
+        if (!leased) return this.whyBusy(tx, name, key);
+        const abandoned = await abandonRunsOf(tx, name);
+        const run = await insertRun(tx, {
+          id,
+          task: name,
+          trigger: request.trigger,
+          params,
+          dryRun,
+          idempotencyKey: key,
+        });
+        // The key's run succeeded between the look-up and the lease: roll the lease back, replay it.
+        if (!run) throw new KeyTaken();
+        return { run, abandoned };
+      })
+      .catch(async (error) => {
+        if (!(error instanceof KeyTaken)) throw error;
+        const replay = await findRunByIdempotencyKey(this.deps.db, name, key!);
+        if (!replay) throw error;
+        return { replay };
       });
-    }
 
-    let run: RunRecord | null;
-    try {
-      await this.abandon(em, task.definition.name);
-      run = await insertRun(em, {
-        task: task.definition.name,
-        trigger: request.trigger,
-        params,
-        dryRun: request.dryRun ?? false,
-        idempotencyKey: key,
-      });
-    } catch (error) {
-      await lock.release();
-      throw error;
+    if ('replay' in decided) return { run: decided.replay, replayed: true };
+    if ('busyRunId' in decided) {
+      throw new TaskgateError('TASK_BUSY', `${name} is already running`, { runId: decided.busyRunId });
     }
-    if (!run) {
-      // Another process finished a run with this key between our look-up and the lock.
-      await lock.release();
-      return { run: (await findRunByIdempotencyKey(em, task.definition.name, key!))!, replayed: true };
+    const { run, abandoned } = decided;
+    if (abandoned.length > 0) {
+      this.deps.logger.warn(
+        { task: name, runIds: abandoned },
+        'took over a task whose lease had expired: its runs are marked abandoned',
+      );
     }
-
     const abort = new AbortController();
-    const done = this.execute(run, params, lock, abort, request.requestId).finally(() =>
-      this.inflight.delete(run.id),
-    );
+    const entry: Inflight = { abort, run, ended: false, done: Promise.resolve(run) };
+    entry.done = this.execute(entry, params, request.requestId).finally(() => {
+      this.keeper.drop(run.id);
+      this.inflight.delete(run.id);
+    });
     // A run started with `Prefer: respond-async` has nobody waiting: its failure to record is logged, not thrown.
-    done.catch((error) =>
+    entry.done.catch((error) =>
       this.deps.logger.error({ err: error, runId: run.id }, 'could not record the end of a run'),
     );
-    this.inflight.set(run.id, { abort, done });
+    this.inflight.set(run.id, entry);
     return { run, replayed: false };
   }
 
@@ -135,18 +173,21 @@ export class Runner {
 
   /**
    * The run once it has finished: at once for a run this process is running, otherwise by
-   * looking at its record until it is no longer `running` (a run of another replica).
+   * looking at its record until it is no longer `running` (a run of another replica). A database
+   * that is away for a while only makes the look take longer.
    */
   async wait(runId: string, signal?: AbortSignal): Promise<RunRecord> {
     const local = this.inflight.get(runId);
     if (local) return local.done;
-    const em = this.deps.orm.em.fork();
     for (;;) {
-      const run = await findRun(em, runId);
-      if (!run) throw new TaskgateError('RUN_NOT_FOUND', `no run with id ${runId}`);
-      if (run.status !== 'running') return run;
+      const run = await findRun(this.deps.db, runId).catch((error) => {
+        if (isDatabaseUnavailable(error) && signal) return undefined;
+        throw error;
+      });
+      if (run === null) throw new TaskgateError('RUN_NOT_FOUND', `no run with id ${runId}`);
+      if (run && run.status !== 'running') return run;
       signal?.throwIfAborted();
-      await new Promise((resolve) => setTimeout(resolve, this.deps.pollMs ?? 500));
+      await delay(this.deps.pollMs ?? 500, undefined, { signal });
     }
   }
 
@@ -156,56 +197,86 @@ export class Runner {
   }
 
   /**
-   * Finds runs left `running` by processes that died and marks them abandoned. A run whose lock
-   * is free has no live process behind it; a run whose lock is held is left alone.
+   * Marks runs whose lease has expired as abandoned: their process died or lost the database
+   * for longer than a lease. `serve` calls it periodically; read-only commands never do.
    */
   async sweepAbandoned(): Promise<string[]> {
-    const em = this.deps.orm.em.fork();
-    const abandoned: string[] = [];
-    for (const task of await tasksWithRunningRows(em)) {
-      const lock = await TaskLock.tryAcquire(this.deps.orm, task);
-      if (!lock) continue;
-      try {
-        abandoned.push(...(await this.abandon(em, task)));
-      } finally {
-        await lock.release();
-      }
+    const swept = await abandonExpiredRuns(this.deps.db);
+    if (swept.length > 0) {
+      this.deps.logger.warn(
+        { runIds: swept.map((r) => r.id), tasks: [...new Set(swept.map((r) => r.task))] },
+        'marked runs whose process stopped (lease expired) as abandoned',
+      );
     }
-    return abandoned;
+    return swept.map((r) => r.id);
   }
 
   /**
-   * Stops taking runs, lets running ones finish for up to `graceMs`, then aborts them (they are
-   * recorded as interrupted) and waits for them to settle.
+   * Stops taking runs, lets running ones finish for up to `graceMs`, then aborts them. Bounded
+   * whatever the tasks do: ABORT_SETTLE_MS later their SQL in flight is cancelled, and
+   * CANCEL_SETTLE_MS after that runs that still have not stopped are recorded interrupted here.
    */
   async close(graceMs: number): Promise<void> {
     this.closing = true;
-    const settled = () => Promise.allSettled([...this.inflight.values()].map((run) => run.done));
-    if (this.inflight.size === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([settled(), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-    clearTimeout(timer);
-    if (this.inflight.size === 0) return;
-    this.deps.logger.warn({ runIds: [...this.inflight.keys()] }, 'grace period over: interrupting runs');
-    for (const run of this.inflight.values()) run.abort.abort(new Error('interrupted by shutdown'));
-    await settled();
+    if (this.inflight.size > 0) {
+      await this.settled(graceMs);
+      if (this.inflight.size > 0) {
+        this.deps.logger.warn({ runIds: [...this.inflight.keys()] }, 'grace period over: interrupting runs');
+        for (const run of this.inflight.values()) run.abort.abort(new Error('interrupted by shutdown'));
+        await this.settled(ABORT_SETTLE_MS);
+      }
+      if (this.inflight.size > 0) {
+        this.deps.logger.warn(
+          { runIds: [...this.inflight.keys()] },
+          'runs did not stop when asked: cancelling their SQL',
+        );
+        await this.deps.db.cancelAll();
+        await this.settled(CANCEL_SETTLE_MS);
+      }
+      for (const entry of [...this.inflight.values()]) {
+        if (entry.ended) continue;
+        entry.ended = true;
+        this.keeper.drop(entry.run.id);
+        await finishRun(this.deps.db, entry.run.id, {
+          status: 'interrupted',
+          error: 'interrupted by shutdown (the task did not stop when asked)',
+        }).catch((error) =>
+          this.deps.logger.error({ err: error, runId: entry.run.id }, 'could not record an interrupted run'),
+        );
+      }
+    }
+    this.keeper.stop();
   }
 
-  private async abandon(em: ReturnType<MikroORM['em']['fork']>, task: string): Promise<string[]> {
-    const ids = await markAbandoned(em, task);
-    if (ids.length > 0)
-      this.deps.logger.warn({ task, runIds: ids }, 'marked runs left by a stopped process as abandoned');
-    return ids;
+  /** Resolves once every run in flight has settled, or `ms` have passed. */
+  private async settled(ms: number): Promise<void> {
+    const stop = new AbortController();
+    await Promise.race([
+      Promise.allSettled([...this.inflight.values()].map((run) => run.done)),
+      delay(ms, undefined, { signal: stop.signal }).catch(() => undefined),
+    ]);
+    stop.abort();
+  }
+
+  /** Inside the start transaction, once the lease was refused: a replay of the key's run, or who is busy. */
+  private async whyBusy(tx: SqlClient, task: string, key: string | null): Promise<StartDecision> {
+    if (key) {
+      const earlier = await findRunByIdempotencyKey(tx, task, key);
+      if (earlier && (earlier.status === 'running' || earlier.status === 'succeeded'))
+        return { replay: earlier };
+    }
+    const running = await findRunningRun(tx, task);
+    return { busyRunId: running?.id ?? null };
   }
 
   private async execute(
-    started: RunRecord,
+    entry: Inflight,
     params: Record<string, unknown>,
-    lock: TaskLock,
-    abort: AbortController,
     requestId: string | undefined,
   ): Promise<RunRecord> {
-    const { orm, registry, config } = this.deps;
+    const { registry, config, db, orm } = this.deps;
+    const started = entry.run;
+    const { abort } = entry;
     const definition = registry.require(started.task).definition;
     const timeoutMs = definition.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const timeout = setTimeout(() => abort.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
@@ -214,14 +285,27 @@ export class Runner {
       runId: started.id,
       ...(requestId ? { requestId } : {}),
     });
-    logger.info({ trigger: started.trigger, dryRun: started.dryRun, status: 'running' }, 'run started');
+    this.keeper.hold(started.id, (reason) => {
+      logger.error({ reason }, 'run lost its lease: stopping it');
+      abort.abort(new Error(reason));
+    });
+    logger.info(
+      { trigger: started.trigger, dryRun: started.dryRun, attempt: started.attempt, status: 'running' },
+      'run started',
+    );
     await this.notify('onStart', started, logger);
 
-    let outcome: Parameters<typeof finishRun>[2];
+    const queryTimeoutMs = definition.queryTimeoutMs ?? db.queryTimeoutMs;
+    const sql: Sql = {
+      query: (text, values) => db.query(text, values, { timeoutMs: queryTimeoutMs }),
+      transaction: (fn, options) => db.transaction(fn, { timeoutMs: queryTimeoutMs, ...options }),
+    };
+    let outcome: RunOutcome;
     try {
       const result = await definition.run({
         params,
-        em: orm.em.fork(),
+        db: sql,
+        em: orm?.em.fork(),
         logger,
         now: new Date(started.startedAt),
         signal: abort.signal,
@@ -242,12 +326,11 @@ export class Runner {
       clearTimeout(timeout);
     }
 
-    let finished: RunRecord;
-    try {
-      finished = await finishRun(orm.em.fork(), started.id, outcome);
-    } finally {
-      await lock.release().catch((error) => logger.error({ err: error }, 'could not release the task lock'));
+    if (entry.ended) {
+      // A bounded shutdown recorded this run as interrupted while the task would not stop.
+      return (await findRun(db, started.id).catch(() => null)) ?? { ...started, ...outcome };
     }
+    const finished = await this.recordEnd(entry, outcome, logger);
     const level = finished.status === 'succeeded' ? 'info' : 'warn';
     logger[level](
       {
@@ -261,6 +344,35 @@ export class Runner {
     return finished;
   }
 
+  /**
+   * Records the end, retrying while the database is away (the lease is kept renewed meanwhile,
+   * so a short outage costs nothing). A run fenced off (its lease was taken over) is not written:
+   * the record as the new owner left it is returned.
+   */
+  private async recordEnd(entry: Inflight, outcome: RunOutcome, logger: Logger): Promise<RunRecord> {
+    const { db } = this.deps;
+    const budgetEnds = performance.now() + END_RECORD_BUDGET_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (entry.ended) return (await findRun(db, entry.run.id)) ?? entry.run;
+        const finished = await finishRun(db, entry.run.id, outcome);
+        entry.ended = true;
+        if (finished) return finished;
+        logger.warn(
+          { status: outcome.status },
+          'the run had lost its lease: its end is not recorded over what the new owner wrote',
+        );
+        return (await findRun(db, entry.run.id)) ?? entry.run;
+      } catch (error) {
+        const retryable = isDatabaseUnavailable(error) && !this.closing;
+        if (!retryable || performance.now() > budgetEnds) throw error;
+        const waitMs = Math.min(5_000, 250 * 2 ** Math.min(attempt, 5));
+        logger.warn({ attempt, retryInMs: waitMs }, 'could not record the end of the run yet: retrying');
+        await delay(waitMs);
+      }
+    }
+  }
+
   private async notify(event: 'onStart' | 'onFinish', run: RunRecord, logger: Logger): Promise<void> {
     for (const listener of this.listeners) {
       try {
@@ -270,6 +382,35 @@ export class Runner {
       }
     }
   }
+}
+
+/** What the start transaction decided: a replay, a busy task, or a run started. */
+type StartDecision =
+  | { replay: RunRecord }
+  | { busyRunId: string | null }
+  | { run: RunRecord; abandoned: string[] };
+
+/** Thrown inside the start transaction to roll the lease back when the key's run exists after all. */
+class KeyTaken extends Error {}
+
+/** JSON with keys sorted, so two params objects compare by content. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** An idempotency key stands for one request: reusing it for other params or dry-run flag is refused. */
+function checkSameRequest(earlier: RunRecord, params: Record<string, unknown>, dryRun: boolean): void {
+  if (earlier.dryRun === dryRun && canonical(earlier.params) === canonical(params)) return;
+  throw new TaskgateError(
+    'IDEMPOTENCY_KEY_REUSED',
+    `this Idempotency-Key was used for a different request to ${earlier.task} (other params or dryRun): use a new key`,
+    { runId: earlier.id },
+  );
 }
 
 /** The params with defaults applied, or INVALID_PARAMS naming each bad field and listing the valid keys. */

@@ -1,10 +1,9 @@
-import type { EntityManager } from '@mikro-orm/postgresql';
-import { type RunStatus, type TaskRun, TaskRunSchema } from './db/entities.js';
+import type { RunStatus } from './db/entities.js';
+import type { SqlClient } from './db/sql.js';
 
 /**
- * The run history's SQL, one named function a statement. Writes are plain SQL because their
- * shape matters (ON CONFLICT for idempotency keys, durations from the database clock); reads go
- * through the TaskRun entity.
+ * The run history's SQL, one named function a statement, each taking the connection (or the
+ * transaction) to run on. Timestamps come from the database clock, so every replica agrees.
  */
 export interface RunRecord {
   id: string;
@@ -19,6 +18,8 @@ export interface RunRecord {
   finishedAt: string | null;
   durationMs: number | null;
   idempotencyKey: string | null;
+  /** 1 for a first run; n for the n-th run of one idempotency key (after failed attempts). */
+  attempt: number;
 }
 
 type Row = Record<string, unknown>;
@@ -26,28 +27,28 @@ type Row = Record<string, unknown>;
 const iso = (value: unknown): string | null =>
   value === null || value === undefined ? null : new Date(value as string | Date).toISOString();
 
-function fromRow(row: Row): RunRecord {
+export function fromRow(row: Row): RunRecord {
   return {
     id: String(row.id),
     task: String(row.task),
     trigger: String(row.trigger),
     params: (row.params ?? {}) as Record<string, unknown>,
-    dryRun: Boolean(row.dry_run ?? row.dryRun),
+    dryRun: Boolean(row.dry_run),
     status: row.status as RunStatus,
     result: row.result ?? null,
     error: (row.error as string | null) ?? null,
-    startedAt: iso(row.started_at ?? row.startedAt)!,
-    finishedAt: iso(row.finished_at ?? row.finishedAt),
-    durationMs: (row.duration_ms ?? row.durationMs ?? null) as number | null,
-    idempotencyKey: (row.idempotency_key ?? row.idempotencyKey ?? null) as string | null,
+    startedAt: iso(row.started_at)!,
+    finishedAt: iso(row.finished_at),
+    durationMs: (row.duration_ms ?? null) as number | null,
+    idempotencyKey: (row.idempotency_key ?? null) as string | null,
+    attempt: Number(row.attempt ?? 1),
   };
 }
 
-export function toRunRecord(entity: TaskRun): RunRecord {
-  return fromRow(entity as unknown as Row);
-}
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface NewRun {
+  id: string;
   task: string;
   trigger: string;
   params: Record<string, unknown>;
@@ -57,100 +58,136 @@ export interface NewRun {
 
 /**
  * Records a run as `running`, its start time from the database clock. Returns null when a run of
- * the task with the same idempotency key already exists.
+ * the task with the same idempotency key is running or has succeeded (the unique index decides,
+ * so concurrent requests with one key make one run). A key whose earlier runs all failed gets its
+ * next attempt number.
  */
-export async function insertRun(em: EntityManager, run: NewRun): Promise<RunRecord | null> {
-  const rows: Row[] = await em.getConnection().execute(
-    `insert into taskgate.task_run (task, trigger, params, dry_run, status, idempotency_key)
-     values (?, ?, ?::jsonb, ?, 'running', ?)
-     on conflict (task, idempotency_key) where idempotency_key is not null do nothing
+export async function insertRun(db: SqlClient, run: NewRun): Promise<RunRecord | null> {
+  const { rows } = await db.query(
+    `insert into taskgate.task_run (id, task, trigger, params, dry_run, status, idempotency_key, attempt)
+     values ($1, $2, $3, $4::jsonb, $5, 'running', $6::text,
+             case when $6::text is null then 1
+                  else (select coalesce(max(attempt), 0) + 1 from taskgate.task_run
+                         where task = $2 and idempotency_key = $6::text) end)
+     on conflict (task, idempotency_key)
+       where idempotency_key is not null and status in ('running', 'succeeded') do nothing
      returning *`,
-    [run.task, run.trigger, JSON.stringify(run.params), run.dryRun, run.idempotencyKey],
+    [run.id, run.task, run.trigger, JSON.stringify(run.params), run.dryRun, run.idempotencyKey],
   );
   return rows[0] ? fromRow(rows[0]) : null;
 }
 
-export async function finishRun(
-  em: EntityManager,
-  id: string,
-  outcome: { status: Exclude<RunStatus, 'running'>; result?: unknown; error?: string | null },
-): Promise<RunRecord> {
-  const rows: Row[] = await em.getConnection().execute(
-    `update taskgate.task_run
-        set status = ?, result = ?::jsonb, error = ?, finished_at = clock_timestamp(),
-            duration_ms = round(extract(epoch from clock_timestamp() - started_at) * 1000)
-      where id = ?
-      returning *`,
+export type RunOutcome = { status: Exclude<RunStatus, 'running'>; result?: unknown; error?: string | null };
+
+/**
+ * Records the end of a run and gives its lease back, in one statement. Fenced: only a run still
+ * `running` is ended, so a run that lost its lease (and was marked abandoned by whoever took the
+ * task over) cannot overwrite that. Null when fenced off.
+ */
+export async function finishRun(db: SqlClient, id: string, outcome: RunOutcome): Promise<RunRecord | null> {
+  const { rows } = await db.query(
+    `with finished as (
+       update taskgate.task_run
+          set status = $2, result = $3::jsonb, error = $4, finished_at = clock_timestamp(),
+              duration_ms = round(extract(epoch from clock_timestamp() - started_at) * 1000)
+        where id = $1 and status = 'running'
+        returning *),
+     released as (
+       delete from taskgate.task_lease where run_id = $1)
+     select * from finished`,
     [
+      id,
       outcome.status,
       outcome.result === undefined ? null : JSON.stringify(outcome.result),
       outcome.error ?? null,
-      id,
     ],
   );
-  return fromRow(rows[0]!);
+  return rows[0] ? fromRow(rows[0]) : null;
 }
 
+export const ABANDONED_ERROR = 'the process running it stopped before it finished';
+
 /**
- * Marks a task's `running` rows as abandoned. Call only while holding the task's lock: then no
- * live process is running it, so those rows were left by a process that died.
+ * Marks a task's `running` rows as abandoned. Called by whoever has just taken the task's lease,
+ * in the same transaction: the lease is theirs, so no live process owns those rows.
  */
-export async function markAbandoned(em: EntityManager, task: string): Promise<string[]> {
-  const rows: Row[] = await em.getConnection().execute(
+export async function abandonRunsOf(db: SqlClient, task: string): Promise<string[]> {
+  const { rows } = await db.query(
     `update taskgate.task_run
-        set status = 'abandoned', finished_at = clock_timestamp(),
-            error = 'the process running it stopped before it finished'
-      where task = ? and status = 'running'
+        set status = 'abandoned', finished_at = clock_timestamp(), error = $2,
+            duration_ms = round(extract(epoch from clock_timestamp() - started_at) * 1000)
+      where task = $1 and status = 'running'
       returning id`,
-    [task],
+    [task, ABANDONED_ERROR],
   );
   return rows.map((r) => String(r.id));
 }
 
-/** Tasks that have a run recorded as `running`, live or left by a process that died. */
-export async function tasksWithRunningRows(em: EntityManager): Promise<string[]> {
-  const rows: Row[] = await em
-    .getConnection()
-    .execute(`select distinct task from taskgate.task_run where status = 'running'`);
-  return rows.map((r) => String(r.task));
+/**
+ * Marks every `running` run whose lease is gone or expired as abandoned: its process died, or
+ * lost the database for longer than a lease. The lease's expiry is the bound after a crash.
+ */
+export async function abandonExpiredRuns(db: SqlClient): Promise<{ id: string; task: string }[]> {
+  const { rows } = await db.query(
+    `update taskgate.task_run r
+        set status = 'abandoned', finished_at = clock_timestamp(), error = $1,
+            duration_ms = round(extract(epoch from clock_timestamp() - r.started_at) * 1000)
+      where r.status = 'running'
+        and not exists (select from taskgate.task_lease l
+                         where l.run_id = r.id and l.expires_at > clock_timestamp())
+      returning r.id, r.task`,
+    [ABANDONED_ERROR],
+  );
+  return rows.map((r) => ({ id: String(r.id), task: String(r.task) }));
 }
 
-export async function findRun(em: EntityManager, id: string): Promise<RunRecord | null> {
-  if (!/^[0-9a-f-]{36}$/i.test(id)) return null;
-  const run = await em.fork().findOne(TaskRunSchema, { id });
-  return run ? toRunRecord(run) : null;
+export async function findRun(db: SqlClient, id: string): Promise<RunRecord | null> {
+  if (!UUID.test(id)) return null;
+  const { rows } = await db.query('select * from taskgate.task_run where id = $1', [id]);
+  return rows[0] ? fromRow(rows[0]) : null;
 }
 
-export async function findRunByIdempotencyKey(em: EntityManager, task: string, key: string) {
-  const run = await em.fork().findOne(TaskRunSchema, { task, idempotencyKey: key });
-  return run ? toRunRecord(run) : null;
+/** The latest attempt of an idempotency key. */
+export async function findRunByIdempotencyKey(
+  db: SqlClient,
+  task: string,
+  key: string,
+): Promise<RunRecord | null> {
+  const { rows } = await db.query(
+    `select * from taskgate.task_run where task = $1 and idempotency_key = $2
+      order by attempt desc limit 1`,
+    [task, key],
+  );
+  return rows[0] ? fromRow(rows[0]) : null;
 }
 
-export async function findRunningRun(em: EntityManager, task: string): Promise<RunRecord | null> {
-  const run = await em
-    .fork()
-    .findOne(TaskRunSchema, { task, status: 'running' }, { orderBy: { startedAt: 'desc' } });
-  return run ? toRunRecord(run) : null;
+export async function findRunningRun(db: SqlClient, task: string): Promise<RunRecord | null> {
+  const { rows } = await db.query(
+    `select * from taskgate.task_run where task = $1 and status = 'running'
+      order by started_at desc limit 1`,
+    [task],
+  );
+  return rows[0] ? fromRow(rows[0]) : null;
 }
 
 export async function listRuns(
-  em: EntityManager,
+  db: SqlClient,
   filter: { task?: string; status?: RunStatus; limit: number },
 ): Promise<RunRecord[]> {
-  const where: Record<string, unknown> = {};
-  if (filter.task) where.task = filter.task;
-  if (filter.status) where.status = filter.status;
-  const runs = await em
-    .fork()
-    .find(TaskRunSchema, where, { orderBy: { startedAt: 'desc' }, limit: filter.limit });
-  return runs.map(toRunRecord);
+  const { rows } = await db.query(
+    `select * from taskgate.task_run
+      where ($1::text is null or task = $1) and ($2::text is null or status = $2)
+      order by started_at desc limit $3`,
+    [filter.task ?? null, filter.status ?? null, filter.limit],
+  );
+  return rows.map(fromRow);
 }
 
 /** The latest run and the latest successful run of each task, for listings and overdue checks. */
 export async function latestRuns(
-  em: EntityManager,
+  db: SqlClient,
 ): Promise<Map<string, { last: RunRecord | null; lastSuccess: RunRecord | null }>> {
-  const rows: Row[] = await em.getConnection().execute(
+  const { rows } = await db.query(
     `select r.*, 'last' as kind from (
        select distinct on (task) * from taskgate.task_run order by task, started_at desc) r
      union all
@@ -168,16 +205,35 @@ export async function latestRuns(
   return latest;
 }
 
+/**
+ * When each task's first real (not dry) run started: the reference for a task that has never
+ * succeeded, so that one failing since it was added still turns overdue.
+ */
+export async function firstRunStarts(db: SqlClient): Promise<Map<string, Date>> {
+  const { rows } = await db.query(
+    'select task, min(started_at) as started_at from taskgate.task_run where not dry_run group by task',
+  );
+  return new Map(rows.map((row) => [String(row.task), new Date(row.started_at as string)]));
+}
+
+/** How many finished runs started before `before`: what a prune would delete. */
+export async function countRunsBefore(db: SqlClient, before: Date): Promise<number> {
+  const { rows } = await db.query(
+    `select count(*)::int as n from taskgate.task_run where started_at < $1 and status <> 'running'`,
+    [before],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
 /** Deletes finished runs that started before `before`, at most `limit` of them. */
-export async function deleteRunsBefore(em: EntityManager, before: Date, limit: number): Promise<number> {
-  const rows: Row[] = await em.getConnection().execute(
+export async function deleteRunsBefore(db: SqlClient, before: Date, limit: number): Promise<number> {
+  const { rowCount } = await db.query(
     `with doomed as (
        select id from taskgate.task_run
-        where started_at < ? and status <> 'running'
-        order by started_at limit ?)
-     delete from taskgate.task_run r using doomed where r.id = doomed.id
-     returning r.id`,
+        where started_at < $1 and status <> 'running'
+        order by started_at limit $2)
+     delete from taskgate.task_run r using doomed where r.id = doomed.id`,
     [before, limit],
   );
-  return rows.length;
+  return rowCount ?? 0;
 }

@@ -3,6 +3,8 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from './config.js';
 import { type EmbeddedDatabase, startEmbeddedDatabase } from './db/embedded.js';
 import { initORM, migrate } from './db/orm.js';
+import { Db, isDatabaseUnavailable } from './db/sql.js';
+import { TaskgateError } from './errors.js';
 import type { Logger } from './logger.js';
 import { loadRegistry, type Registry } from './registry.js';
 import { type RunListener, Runner } from './runner.js';
@@ -12,12 +14,15 @@ export const EMBEDDED_DATA_DIR = path.resolve('.data/postgres');
 
 export interface Database {
   orm: MikroORM;
+  /** taskgate's own SQL: bounded waits, no connection held between uses (src/db/sql.ts). */
+  db: Db;
   close(): Promise<void>;
 }
 
 /**
  * Connects to DATABASE_URL, or outside production starts (or joins) the embedded PostgreSQL,
- * then applies pending migrations.
+ * then applies pending migrations. A database that cannot be reached (a failover, a host still
+ * waking) is tried again with backoff for DATABASE_STARTUP_TIMEOUT_MS, each try logged.
  */
 export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
   let embedded: EmbeddedDatabase | undefined;
@@ -35,28 +40,73 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
       'DATABASE_URL is not set: using embedded PostgreSQL',
     );
   }
-  let orm: MikroORM;
+  const { database } = config;
+  const db = new Db({
+    url,
+    max: database.poolMax,
+    queryTimeoutMs: database.queryTimeoutMs,
+    connectTimeoutMs: database.connectTimeoutMs,
+  });
+  let orm: MikroORM | undefined;
   try {
-    orm = await initORM(url);
-    const applied = await migrate(orm);
-    if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
+    await untilReachable(database.startupTimeoutMs, logger, async () => {
+      await db.query('select 1');
+      orm ??= await initORM(url);
+      const applied = await migrate(orm);
+      if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
+    });
   } catch (error) {
+    await db.close();
+    await orm?.close(true);
     await embedded?.stop();
     throw error;
   }
+  const opened = orm!;
   return {
-    orm,
+    orm: opened,
+    db,
     async close() {
-      await orm.close(true);
+      await db.close();
+      await opened.close(true);
       await embedded?.stop();
     },
   };
+}
+
+/**
+ * Runs `attempt` until it succeeds, retrying while the database is unreachable (backoff 0.5 s
+ * doubling to 8 s) for at most `budgetMs`; then one error naming what was last seen.
+ */
+async function untilReachable(budgetMs: number, logger: Logger, attempt: () => Promise<void>): Promise<void> {
+  const started = performance.now();
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!isDatabaseUnavailable(error)) throw error;
+      const cause = ((error as Error).cause as Error | undefined) ?? (error as Error);
+      const elapsed = performance.now() - started;
+      const waitMs = Math.min(8_000, 500 * 2 ** (n - 1), Math.max(0, budgetMs - elapsed));
+      if (elapsed >= budgetMs || waitMs <= 0) {
+        throw new TaskgateError(
+          'DATABASE_UNAVAILABLE',
+          `the database could not be reached in ${Math.round(elapsed / 1000)} s (${n} tries; last: ${cause.message})`,
+        );
+      }
+      logger.warn(
+        { attempt: n, retryInMs: waitMs, error: cause.message },
+        'database not reachable yet: retrying',
+      );
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+  }
 }
 
 export interface Services {
   config: Config;
   logger: Logger;
   orm: MikroORM;
+  db: Db;
   registry: Registry;
   runner: Runner;
   close(graceMs?: number): Promise<void>;
@@ -70,11 +120,19 @@ export async function openServices(
 ): Promise<Services> {
   const registry = await loadRegistry(options.tasksDir ?? config.tasksDir);
   const database = await openDatabase(config, logger);
-  const runner = new Runner({ orm: database.orm, registry, logger, config, listeners: options.listeners });
+  const runner = new Runner({
+    db: database.db,
+    orm: database.orm,
+    registry,
+    logger,
+    config,
+    listeners: options.listeners,
+  });
   return {
     config,
     logger,
     orm: database.orm,
+    db: database.db,
     registry,
     runner,
     async close(graceMs = config.shutdownGraceMs) {

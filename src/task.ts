@@ -10,6 +10,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { z } from 'zod';
 import type { Config } from './config.js';
+import type { Sql } from './db/sql.js';
 import type { Logger } from './logger.js';
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };
@@ -17,8 +18,14 @@ export type Json = string | number | boolean | null | Json[] | { [key: string]: 
 export interface TaskContext<Params> {
   /** The parameters, validated and with their defaults applied. */
   params: Params;
-  /** A forked EntityManager of its own for this run. */
-  em: EntityManager;
+  /**
+   * SQL on connections the runner manages: `query` for one statement, `transaction(fn)` for
+   * several on one connection. No connection is held between uses, and each use has the task's
+   * query time-out (`queryTimeoutMs`, default DATABASE_QUERY_TIMEOUT_MS).
+   */
+  db: Sql;
+  /** A forked EntityManager of its own for this run (MikroORM), when the runner has one. */
+  em?: EntityManager;
   /** A child logger bound to `{task, runId}`. */
   logger: Logger;
   /** The run's clock reading, taken once from the database when the run started. */
@@ -42,6 +49,8 @@ export interface TaskDefinition<Schema extends z.ZodType = z.ZodType, Result ext
   params: Schema;
   /** Aborts the run after this long (default: 15 minutes). */
   timeoutMs?: number;
+  /** Deadline of one statement or transaction of `ctx.db` (default: DATABASE_QUERY_TIMEOUT_MS). */
+  queryTimeoutMs?: number;
   /** How late a scheduled run may be before the task counts as overdue (default: a sensible share of its period). */
   graceMs?: number;
   run(ctx: TaskContext<z.output<Schema>>): Promise<Result>;

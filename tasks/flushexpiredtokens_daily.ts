@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { countExpiredTokens, flushExpiredTokens, type SqlClient } from '../src/flush.js';
+import { countExpiredTokens, flushExpiredTokens } from '../src/flush.js';
 import { defineTask } from '../src/task.js';
 
 /**
@@ -15,31 +15,25 @@ export default defineTask({
     // is expired (bench/flush.ts); larger batches gain little throughput.
     batchSize: z.number().int().min(1).max(100_000).default(5_000),
   }),
-  async run({ params, em, logger, now, signal, dryRun, config }) {
+  // A batch takes well under a second; a minute leaves room for a busy database.
+  queryTimeoutMs: 60_000,
+  async run({ params, db, logger, now, signal, dryRun, config }) {
     // The cutoff is the run's start on the database clock (`started_at` of the run record), not
     // this process's clock: every replica shares it, and it is the clock the application's
     // `expires_at` values are compared against in SQL, so host clock skew cannot delete a live token.
     const cutoff = now;
     const tables = config.tokenTables;
-    // One pooled connection for the whole run: each batch is a transaction of several statements,
-    // which must run on the same backend.
-    const pool = em.getConnection().getKnex().client;
-    const client = (await pool.acquireConnection()) as SqlClient;
-    try {
-      if (dryRun) return { ...(await countExpiredTokens(client, { tables, cutoff })) };
-      const result = await flushExpiredTokens(client, {
-        tables,
-        cutoff,
-        batchSize: params.batchSize,
-        signal,
-        onBatch: (batch) => logger.debug(batch, 'batch committed'),
-        onRetry: (error, attempt) =>
-          logger.warn({ err: error, attempt }, 'batch rolled back by a deadlock; running it again'),
-      });
-      if (!result.complete) logger.warn(result, 'flush stopped between batches; the next run finishes it');
-      return { ...result };
-    } finally {
-      await pool.releaseConnection(client);
-    }
+    if (dryRun) return { ...(await countExpiredTokens(db, { tables, cutoff })) };
+    const result = await flushExpiredTokens(db, {
+      tables,
+      cutoff,
+      batchSize: params.batchSize,
+      signal,
+      onBatch: (batch) => logger.debug(batch, 'batch committed'),
+      onRetry: (error, attempt) =>
+        logger.warn({ err: error, attempt }, 'batch rolled back by a deadlock; running it again'),
+    });
+    if (!result.complete) logger.warn(result, 'flush stopped between batches; the next run finishes it');
+    return { ...result };
   },
 });

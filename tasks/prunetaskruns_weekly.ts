@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { deleteRunsBefore } from '../src/runs.js';
+import { countRunsBefore, deleteRunsBefore } from '../src/runs.js';
 import { defineTask } from '../src/task.js';
 
 const DAY_MS = 86_400_000;
@@ -12,21 +12,16 @@ export default defineTask({
     retentionDays: z.number().int().min(1).max(36_500).default(90),
     batchSize: z.number().int().min(1).max(100_000).default(5_000),
   }),
-  async run({ params, em, now, signal, dryRun }) {
+  async run({ params, db, now, signal, dryRun }) {
     const before = new Date(now.getTime() - params.retentionDays * DAY_MS);
     if (dryRun) {
-      const [row] = await em
-        .getConnection()
-        .execute(
-          `select count(*)::int as n from taskgate.task_run where started_at < ? and status <> 'running'`,
-          [before],
-        );
-      return { before: before.toISOString(), wouldDelete: Number(row?.n ?? 0), deleted: 0, batches: 0 };
+      const wouldDelete = await countRunsBefore(db, before);
+      return { before: before.toISOString(), wouldDelete, deleted: 0, batches: 0 };
     }
     let deleted = 0;
     let batches = 0;
     while (!signal.aborted) {
-      const n = await deleteRunsBefore(em, before, params.batchSize);
+      const n = await deleteRunsBefore(db, before, params.batchSize);
       if (n === 0) break;
       deleted += n;
       batches += 1;

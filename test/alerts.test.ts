@@ -42,7 +42,7 @@ describe('alerts and heartbeats', () => {
     beforeEach(async () => {
       log = captureLogger();
       alerts = new Alerts({ webhookUrl: `${receiver.url}/hooks/${WEBHOOK_TOKEN}`, logger: log.logger });
-      alerts.attach({ orm: db.orm, registry });
+      alerts.attach({ db: db.sql, registry });
       runner = await testRunner(db, { registry, listeners: [alerts.runListener] });
     });
     afterEach(async () => {
@@ -99,7 +99,7 @@ describe('alerts and heartbeats', () => {
         webhookUrl: `${receiver.url}/hooks/${WEBHOOK_TOKEN}`,
         logger: log.logger,
       });
-      replica.attach({ orm: db.orm, registry });
+      replica.attach({ db: db.sql, registry });
       await replica.checkOverdue(now);
       const sent = received();
       expect(sent).to.have.length(1);
@@ -211,7 +211,7 @@ describe('alerts and heartbeats', () => {
       });
       const monitoring = createMonitoring(config.scheduling, log.logger);
       expect(monitoring.listeners).to.have.length(2);
-      monitoring.start({ orm: db.orm, registry });
+      monitoring.start({ db: db.sql, registry });
       await monitoring.close();
       const warning = log.lines().find((line) => String(line.msg).startsWith('heartbeat URLs for tasks'));
       expect(warning?.variables).to.deep.equal(['HEARTBEAT_URL_FLAKEY']);

@@ -78,7 +78,7 @@ describe('flushexpiredtokens_daily', () => {
   ) {
     return flushTask.run({
       params: { batchSize: options.batchSize ?? 5_000 },
-      em: db.orm.em.fork(),
+      db: db.sql,
       logger: options.logger ?? silent,
       now: options.now ?? CUTOFF,
       signal: options.signal ?? new AbortController().signal,
@@ -89,7 +89,7 @@ describe('flushexpiredtokens_daily', () => {
   }
 
   function runner(extraEnv: Record<string, string> = {}) {
-    return new Runner({ orm: db.orm, registry, logger: silent, config: testConfig(db, extraEnv) });
+    return new Runner({ db: db.sql, registry, logger: silent, config: testConfig(db, extraEnv) });
   }
 
   /** Resolves once `count` sessions of this database are waiting for a lock. */

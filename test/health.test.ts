@@ -4,10 +4,9 @@ import path from 'node:path';
 import { expect } from 'chai';
 import request from 'supertest';
 import { startEmbeddedDatabase } from '../src/db/embedded.js';
-import { initORM } from '../src/db/orm.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase, type TestDatabase, testDb } from './support/database.js';
 
 const logger = createLogger({ level: 'silent', pretty: false });
 
@@ -19,13 +18,13 @@ describe('health endpoints', () => {
   after(async () => db.drop());
 
   it('GET /healthz answers 200 while the process is up', async () => {
-    const res = await request(createApp({ orm: db.orm, logger }).callback()).get('/healthz');
+    const res = await request(createApp({ db: db.sql, logger }).callback()).get('/healthz');
     expect(res.status).to.equal(200);
     expect(res.body).to.deep.equal({ status: 'ok' });
   });
 
   it('GET /readyz answers 200 when the database answers', async () => {
-    const res = await request(createApp({ orm: db.orm, logger }).callback()).get('/readyz');
+    const res = await request(createApp({ db: db.sql, logger }).callback()).get('/readyz');
     expect(res.status).to.equal(200);
     expect(res.body).to.deep.equal({ status: 'ok' });
   });
@@ -37,9 +36,9 @@ describe('health endpoints', () => {
       persistent: false,
       fast: true,
     });
-    const orm = await initORM(server.urlFor('postgres'));
+    const sql = testDb(server.urlFor('postgres'));
     try {
-      const app = createApp({ orm, logger }).callback();
+      const app = createApp({ db: sql, logger }).callback();
       expect((await request(app).get('/readyz')).status).to.equal(200);
       await server.stop();
       const started = Date.now();
@@ -50,7 +49,7 @@ describe('health endpoints', () => {
       expect(Date.now() - started).to.be.below(5_000);
       expect((await request(app).get('/healthz')).status).to.equal(200);
     } finally {
-      await orm.close(true);
+      await sql.close();
       await server.stop();
       await rm(dir, { recursive: true, force: true });
     }

@@ -14,7 +14,7 @@ describe('HTTP: authentication', () => {
 
   /** A fresh app (fresh limiter) on the shared test database. */
   async function appWith(env: Record<string, string | undefined> = {}): Promise<TestApp> {
-    const built = await buildApp(db.orm, { AUTH_FAILURE_LIMIT: '1000', ...env });
+    const built = await buildApp(db.sql, { AUTH_FAILURE_LIMIT: '1000', ...env });
     apps.push(built);
     return built;
   }

@@ -13,7 +13,7 @@ describe('HTTP: log lines', () => {
 
   before(async () => {
     db = await createTestDatabase();
-    app = await buildApp(db.orm, { CRON_SECRET_KEY_PREVIOUS: PREVIOUS_SECRET, METRICS_TOKEN });
+    app = await buildApp(db.sql, { CRON_SECRET_KEY_PREVIOUS: PREVIOUS_SECRET, METRICS_TOKEN });
     const call = () => request(app.callback);
     const body = JSON.stringify({ label: 'logged' });
     signature = signRequest(SECRET, { method: 'POST', path: '/cron/echo', body });

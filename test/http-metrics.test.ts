@@ -21,8 +21,8 @@ describe('HTTP: GET /metrics', () => {
 
   before(async () => {
     db = await createTestDatabase();
-    app = await buildApp(db.orm);
-    app.metrics.readTasksFrom(() => taskCatalog(app.registry, db.orm.em.fork(), new Date()));
+    app = await buildApp(db.sql);
+    app.metrics.readTasksFrom(() => taskCatalog(app.registry, db.sql, new Date()));
     const trigger = (task: string) =>
       request(app.callback).post(`/cron/${task}`).set('X-Cron-Secret', SECRET);
     await trigger('noop');
@@ -73,7 +73,7 @@ describe('HTTP: GET /metrics', () => {
   });
 
   it('asks for METRICS_TOKEN as a bearer token when it is set', async () => {
-    const guarded = await buildApp(db.orm, { METRICS_TOKEN: TOKEN });
+    const guarded = await buildApp(db.sql, { METRICS_TOKEN: TOKEN });
     try {
       const none = await request(guarded.callback).get('/metrics');
       expect(none.status).to.equal(401);
@@ -93,7 +93,7 @@ describe('HTTP: GET /metrics', () => {
   it('still answers, without per-task gauges, when the run history cannot be read', async () => {
     const metrics = new Metrics({ tasks: () => Promise.reject(new Error('database down')) });
     const logger = createLogger({ level: 'silent', pretty: false });
-    const res = await request(createApp({ orm: db.orm, logger, metrics }).callback()).get('/metrics');
+    const res = await request(createApp({ db: db.sql, logger, metrics }).callback()).get('/metrics');
     expect(res.status).to.equal(200);
     expect(res.text).to.contain('# TYPE taskgate_last_success_timestamp_seconds gauge');
     expect(res.text).not.to.match(/^taskgate_last_success_timestamp_seconds\{/m);

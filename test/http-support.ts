@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import type { MikroORM } from '@mikro-orm/postgresql';
 import { type Config, loadConfig } from '../src/config.js';
+import type { Db } from '../src/db/sql.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
 import { Metrics } from '../src/metrics.js';
@@ -49,17 +49,14 @@ export interface TestApp {
  * The real app on a test database and the fixture tasks, with its log lines captured. `env` is
  * what the environment would say (CRON_SECRET_KEY defaults to SECRET).
  */
-export async function buildApp(
-  orm: MikroORM,
-  env: Record<string, string | undefined> = {},
-): Promise<TestApp> {
+export async function buildApp(db: Db, env: Record<string, string | undefined> = {}): Promise<TestApp> {
   const config = loadConfig({ NODE_ENV: 'test', CRON_SECRET_KEY: SECRET, ...env });
   const logs = new LogCapture();
   const logger = createLogger({ level: 'trace', pretty: false, destination: logs });
   const registry = await loadRegistry(HTTP_TASKS_DIR);
   const metrics = new Metrics();
-  const runner = new Runner({ orm, registry, logger, config, listeners: [metrics.runListener], pollMs: 50 });
-  const app = createApp({ orm, logger, config, registry, runner, metrics });
+  const runner = new Runner({ db, registry, logger, config, listeners: [metrics.runListener], pollMs: 50 });
+  const app = createApp({ db, logger, config, registry, runner, metrics });
   return {
     callback: app.callback(),
     config,

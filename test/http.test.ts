@@ -32,7 +32,7 @@ describe('HTTP: POST /cron/:task and the run routes', () => {
 
   before(async () => {
     db = await createTestDatabase();
-    app = await buildApp(db.orm);
+    app = await buildApp(db.sql);
   });
   after(async () => {
     await app.close();
@@ -172,7 +172,7 @@ describe('HTTP: POST /cron/:task and the run routes', () => {
   });
 
   it('answers 202 with Location when a synchronous run outlives SYNC_WAIT_MS, and the run goes on', async () => {
-    const short = await buildApp(db.orm, { SYNC_WAIT_MS: '100' });
+    const short = await buildApp(db.sql, { SYNC_WAIT_MS: '100' });
     try {
       const res = await request(short.callback)
         .post('/cron/sleep')
@@ -277,7 +277,7 @@ describe('HTTP: POST /cron/:task and the run routes', () => {
   });
 
   it('answers 503 SHUTTING_DOWN once the runner is closing', async () => {
-    const closing = await buildApp(db.orm);
+    const closing = await buildApp(db.sql);
     await closing.close();
     const res = await request(closing.callback).post('/cron/noop').set('X-Cron-Secret', SECRET);
     expect(res.status).to.equal(503);

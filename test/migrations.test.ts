@@ -17,6 +17,7 @@ describe('migrations', () => {
       'Migration0001TaskRun',
       'Migration0002Signatures',
       'Migration0003Incidents',
+      'Migration0004Leases',
     ]);
     const tables = await db.orm.em.getConnection().execute(
       `select table_schema || '.' || table_name as t from information_schema.tables

@@ -72,7 +72,7 @@ describe('overdue tasks', () => {
     }
 
     async function info(now: string) {
-      const tasks = await taskCatalog(registry, db.orm.em.fork(), at(now));
+      const tasks = await taskCatalog(registry, db.sql, at(now));
       return Object.fromEntries(tasks.map((t) => [t.name, t]));
     }
 

@@ -3,11 +3,10 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { initORM } from '../src/db/orm.js';
 import { TaskgateError } from '../src/errors.js';
 import type { Runner } from '../src/runner.js';
 import { findRun, type RunRecord } from '../src/runs.js';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase, type TestDatabase, testDb } from './support/database.js';
 import { captureLogger, TEST_SECRET, testRunner } from './support/runner.js';
 
 async function rejection(promise: Promise<unknown>): Promise<TaskgateError> {
@@ -38,7 +37,7 @@ describe('the runner', () => {
     expect(run.params).to.deep.equal({ count: 3, label: 'none' });
     expect(run.result).to.deep.include({ count: 3, label: 'none', dryRun: false, now: run.startedAt });
     expect(run.durationMs).to.be.a('number').at.least(0);
-    expect(await findRun(db.orm.em, run.id)).to.deep.equal(run);
+    expect(await findRun(db.sql, run.id)).to.deep.equal(run);
   });
 
   it('passes dryRun to the task and records it', async () => {
@@ -56,9 +55,9 @@ describe('the runner', () => {
   });
 
   it('refuses a second run of a running task from another connection pool (another replica)', async () => {
-    const otherOrm = await initORM(db.url);
+    const otherPool = testDb(db.url);
     try {
-      const other = await testRunner(db, { orm: otherOrm });
+      const other = await testRunner(db, { sql: otherPool });
       const { run } = await runner.start({ task: 'sleeper', params: { ms: 400 }, trigger: 'cli' });
       const busy = await rejection(other.start({ task: 'sleeper', trigger: 'http' }));
       expect(busy.code).to.equal('TASK_BUSY');
@@ -69,7 +68,7 @@ describe('the runner', () => {
         'succeeded',
       );
     } finally {
-      await otherOrm.close(true);
+      await otherPool.close();
     }
   });
 
@@ -122,11 +121,12 @@ describe('the runner', () => {
       trigger: 'http',
       idempotencyKey: 'k-1',
     });
-    const whileRunning = await runner.start({ task: 'sleeper', trigger: 'http', idempotencyKey: 'k-1' });
+    const again = { task: 'sleeper', params: { ms: 300 }, trigger: 'http', idempotencyKey: 'k-1' };
+    const whileRunning = await runner.start(again);
     expect(whileRunning).to.deep.include({ replayed: true });
     expect(whileRunning.run.id).to.equal(first.run.id);
     const finished = await runner.wait(first.run.id);
-    const after = await runner.start({ task: 'sleeper', trigger: 'http', idempotencyKey: 'k-1' });
+    const after = await runner.start(again);
     expect(after.replayed).to.equal(true);
     expect(after.run).to.deep.equal(finished);
     // The key belongs to its task: another task may use the same key.
@@ -169,8 +169,8 @@ describe('the runner', () => {
     const short = await closing.start({ task: 'sleeper', params: { ms: 100 }, trigger: 'cli' });
     const long = await closing.start({ task: 'other_sleeper', params: { ms: 60_000 }, trigger: 'cli' });
     await closing.close(500);
-    expect((await findRun(db.orm.em, short.run.id))?.status).to.equal('succeeded');
-    const interrupted = await findRun(db.orm.em, long.run.id);
+    expect((await findRun(db.sql, short.run.id))?.status).to.equal('succeeded');
+    const interrupted = await findRun(db.sql, long.run.id);
     expect(interrupted).to.include({ status: 'interrupted', error: 'interrupted by shutdown' });
     expect((await rejection(closing.start({ task: 'echo', trigger: 'cli' }))).code).to.equal('SHUTTING_DOWN');
   });
@@ -180,20 +180,26 @@ describe('the runner', () => {
       process.execPath,
       ['--import', 'tsx', fileURLToPath(new URL('./support/child-run.ts', import.meta.url))],
       {
-        env: { PATH: process.env.PATH, NODE_ENV: 'test', DATABASE_URL: db.url, CRON_SECRET_KEY: TEST_SECRET },
+        env: {
+          PATH: process.env.PATH,
+          NODE_ENV: 'test',
+          DATABASE_URL: db.url,
+          CRON_SECRET_KEY: TEST_SECRET,
+          RUN_LEASE_MS: '1500',
+        },
         stdio: ['ignore', 'pipe', 'inherit'],
       },
     );
     const [chunk] = await once(child.stdout, 'data');
     const ghostId = String(chunk).trim();
-    expect((await findRun(db.orm.em, ghostId))?.status).to.equal('running');
+    expect((await findRun(db.sql, ghostId))?.status).to.equal('running');
     expect((await rejection(runner.start({ task: 'sleeper', trigger: 'cli' }))).code).to.equal('TASK_BUSY');
 
     child.kill('SIGKILL');
     await once(child, 'exit');
-    // PostgreSQL ends the dead client's session, and its lock with it, once it sees the socket close.
+    // Nobody renews the dead process's lease: it expires (RUN_LEASE_MS after its last renewal).
     let again: RunRecord | undefined;
-    for (let attempt = 0; attempt < 50 && !again; attempt++) {
+    for (let attempt = 0; attempt < 100 && !again; attempt++) {
       again = await runner
         .run({ task: 'sleeper', params: { ms: 1 }, trigger: 'cli' })
         .catch(async (error) => {
@@ -203,7 +209,7 @@ describe('the runner', () => {
         });
     }
     expect(again?.status).to.equal('succeeded');
-    const ghost = await findRun(db.orm.em, ghostId);
+    const ghost = await findRun(db.sql, ghostId);
     expect(ghost).to.include({ status: 'abandoned' });
     expect(ghost?.finishedAt).to.be.a('string');
   });
@@ -217,8 +223,8 @@ describe('the runner', () => {
       );
     const swept = await runner.sweepAbandoned();
     expect(swept).to.have.length(1);
-    expect((await findRun(db.orm.em, swept[0]!))?.status).to.equal('abandoned');
-    expect((await findRun(db.orm.em, live.id))?.status).to.equal('running');
+    expect((await findRun(db.sql, swept[0]!))?.status).to.equal('abandoned');
+    expect((await findRun(db.sql, live.id))?.status).to.equal('running');
     expect((await runner.wait(live.id)).status).to.equal('succeeded');
   });
 });

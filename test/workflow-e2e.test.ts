@@ -42,8 +42,8 @@ describe('the scheduler workflow against a running taskgate', () => {
     registry = await loadRegistry(E2E_TASKS);
     const config = loadConfig({ NODE_ENV: 'test', CRON_SECRET_KEY: SECRET, SYNC_WAIT_MS: '500' });
     const logger = createLogger({ level: 'silent', pretty: false });
-    runner = new Runner({ orm: db.orm, registry, logger, config, pollMs: 20 });
-    const app = createApp({ orm: db.orm, logger, config, registry, runner });
+    runner = new Runner({ db: db.sql, registry, logger, config, pollMs: 20 });
+    const app = createApp({ db: db.sql, logger, config, registry, runner });
     server = await new Promise<Server>((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });

@@ -75,10 +75,9 @@ export function registerTaskCommands(cli: Argv): Argv {
           })
           .option('json', jsonOption),
       async (argv) => {
-        await withServices(async ({ runner, registry, orm }) => {
+        await withServices(async ({ registry, db }) => {
           if (argv.task) registry.require(argv.task);
-          await runner.sweepAbandoned();
-          const runs = await listRuns(orm.em.fork(), {
+          const runs = await listRuns(db, {
             task: argv.task,
             status: argv.status,
             limit: argv.limit,

@@ -8,7 +8,13 @@ import { openServices } from '../service.js';
 import { bootstrap } from './context.js';
 
 /** How long answered-but-unsent responses get after the runs have settled, before sockets are cut. */
-const RESPONSE_DRAIN_MS = 5_000;
+const RESPONSE_DRAIN_MS = 1_000;
+/**
+ * SIGTERM ends the process within SHUTDOWN_GRACE_MS plus this, whatever a task does: the runner
+ * needs ABORT_SETTLE_MS + CANCEL_SETTLE_MS and one statement to record the interrupted runs, the
+ * responses RESPONSE_DRAIN_MS, and the pool its close. Past it the process exits regardless.
+ */
+export const SHUTDOWN_MARGIN_MS = 8_000;
 
 /**
  * `taskgate serve` (and `npm start`): listens until SIGTERM or SIGINT, then stops accepting
@@ -30,9 +36,15 @@ export async function serve(): Promise<void> {
     listeners: [metrics.runListener, ...monitoring.listeners],
   });
   monitoring.start(services);
-  metrics.readTasksFrom(() => taskCatalog(services.registry, services.orm.em.fork(), new Date()));
-  const abandoned = await services.runner.sweepAbandoned();
-  if (abandoned.length > 0) logger.warn({ runIds: abandoned }, 'found runs abandoned by a stopped process');
+  metrics.readTasksFrom(() => taskCatalog(services.registry, services.db, new Date()));
+  // Runs whose process died are marked abandoned within a lease and a sweep of their last renewal.
+  const sweep = () =>
+    services.runner
+      .sweepAbandoned()
+      .catch((error) => logger.warn({ err: error }, 'could not look for abandoned runs'));
+  await sweep();
+  const sweeper = setInterval(sweep, sweepIntervalMs(config.runLeaseMs));
+  sweeper.unref();
   const app = createApp({ ...services, metrics });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s)).once('error', reject);
@@ -55,12 +67,18 @@ export async function serve(): Promise<void> {
       process.exit(1);
     }
     stopping = true;
+    clearInterval(sweeper);
     logger.info({ signal, activeRuns: services.runner.activeCount }, 'shutting down');
+    const deadline = setTimeout(() => {
+      logger.error({ signal }, 'shutdown took longer than its bound: exiting now');
+      process.exit(1);
+    }, config.shutdownGraceMs + SHUTDOWN_MARGIN_MS);
+    deadline.unref();
     const closed = new Promise((resolve) => server.close(resolve));
     // A keep-alive socket left idle between requests would hold `close` open: cut each one as
     // soon as it is idle, while requests still in flight are answered on theirs.
     server.closeIdleConnections();
-    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
     try {
       // Runs first: a request waiting on a run is answered once the run ends or is interrupted,
       // and that answer needs its socket still open.
@@ -72,7 +90,7 @@ export async function serve(): Promise<void> {
     } catch (error) {
       logger.error({ err: error }, 'error while shutting down');
     } finally {
-      clearInterval(sweep);
+      clearInterval(idleSweep);
     }
     server.closeAllConnections();
     await closed;
@@ -81,4 +99,9 @@ export async function serve(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/** How often `serve` looks for runs whose lease expired: twice a lease, at most every 15 s. */
+export function sweepIntervalMs(leaseMs: number): number {
+  return Math.min(15_000, Math.max(500, Math.floor(leaseMs / 2)));
 }

@@ -48,7 +48,7 @@ export function registerStatusCommand(cli: Argv): Argv {
           log,
         })) as unknown as Status[];
       } else {
-        tasks = await withServices(async ({ registry, orm }) => taskCatalog(registry, orm.em.fork(), now));
+        tasks = await withServices(async ({ registry, db }) => taskCatalog(registry, db, now));
       }
       tasks = tasks.map(({ params: _params, ...task }: Status & { params?: unknown }) => task);
       if (argv.json) printJson(tasks);

@@ -12,10 +12,11 @@ export function ormOptions(clientUrl: string, overrides: Partial<Options> = {}):
     entities,
     extensions: [Migrator],
     discovery: { warnWhenNoEntities: false },
-    // Connection problems surface within seconds instead of knex's one-minute default.
-    pool: { min: 0, max: 10, acquireTimeoutMillis: 10_000, idleTimeoutMillis: 30_000 },
+    // MikroORM runs the migrations and serves tasks that ask for an EntityManager; taskgate's own
+    // SQL goes through src/db/sql.ts. A small pool that holds nothing while idle.
+    pool: { min: 0, max: 2, acquireTimeoutMillis: 10_000, idleTimeoutMillis: 10_000 },
     driverOptions: {
-      connection: { connectionTimeoutMillis: 5_000 },
+      connection: { connectionTimeoutMillis: 5_000, keepAlive: true },
       // knex prints dropped connections to the console; /readyz and the runs report them instead.
       log: { warn: () => undefined },
     },
@@ -37,21 +38,26 @@ export async function initORM(clientUrl: string, overrides: Partial<Options> = {
   return MikroORM.init(ormOptions(clientUrl, overrides));
 }
 
+/** SQLSTATEs of two replicas creating taskgate's schema or migrations table at the same moment. */
+const CREATE_RACE = new Set(['23505', '42P06', '42P07']);
+
 /**
  * Applies every pending migration; returns the names applied. Replicas starting together take
- * turns: a session advisory lock on a connection of its own is held around the migrator.
+ * turns: the migrations run in one transaction that first takes a transaction-level advisory
+ * lock, which holds behind a transaction pooler (a session lock would leak there) and is
+ * released by the commit or by the connection's end, whatever happens.
  */
 export async function migrate(orm: MikroORM): Promise<string[]> {
-  const client = orm.em.getConnection().getKnex().client;
-  const connection = await client.acquireConnection();
-  try {
-    await connection.query(`select pg_advisory_lock(hashtextextended('taskgate:migrate', 0))`);
-    const applied = await orm.getMigrator().up();
-    return applied.map((m) => m.name);
-  } finally {
-    await connection
-      .query(`select pg_advisory_unlock(hashtextextended('taskgate:migrate', 0))`)
-      .catch(() => undefined);
-    await client.releaseConnection(connection);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const applied = await orm.em.transactional(async (em) => {
+        await em.execute(`select pg_advisory_xact_lock(hashtextextended('taskgate:migrate', 0))`);
+        return orm.getMigrator().up({ transaction: em.getTransactionContext() });
+      });
+      return applied.map((m) => m.name);
+    } catch (error) {
+      // The migrator creates its own table before the lock is taken: the loser of that race retries.
+      if (!CREATE_RACE.has((error as { code?: string }).code ?? '') || attempt >= 3) throw error;
+    }
   }
 }

@@ -1,8 +1,8 @@
 import Router from '@koa/router';
-import type { MikroORM } from '@mikro-orm/postgresql';
 import Koa, { type Middleware } from 'koa';
 import type { Config } from '../config.js';
 import { checkDatabase } from '../db/health.js';
+import { type Db, RETRY_AFTER_SECONDS } from '../db/sql.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Registry } from '../registry.js';
@@ -23,7 +23,7 @@ declare module 'koa' {
 }
 
 export interface AppDeps {
-  orm: MikroORM;
+  db: Db;
   logger: Logger;
   /**
    * The task routes need all three; without them the app serves only /healthz and /readyz
@@ -80,11 +80,16 @@ export function createApp(deps: AppDeps): Koa {
     ctx.body = { status: 'ok' };
   });
   router.get('/readyz', async (ctx) => {
-    const problem = await checkDatabase(deps.orm);
-    ctx.status = problem ? 503 : 200;
-    ctx.body = problem
-      ? { status: 'error', code: 'DATABASE_UNAVAILABLE', message: problem }
-      : { status: 'ok' };
+    const problem = await checkDatabase(deps.db);
+    if (!problem) {
+      ctx.body = { status: 'ok' };
+      return;
+    }
+    // The driver's words name hosts, ports, databases and roles: they go to the log only.
+    ctx.log.warn({ reason: problem }, 'readiness check: database unavailable');
+    ctx.status = 503;
+    ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
+    ctx.body = { status: 'error', code: 'DATABASE_UNAVAILABLE', message: 'the database is not reachable' };
   });
 
   let limiter: FailedAuthLimiter | null = null;
@@ -96,13 +101,13 @@ export function createApp(deps: AppDeps): Koa {
     });
     addCronRoutes(
       router,
-      { orm: deps.orm, config, registry, runner },
+      { db: deps.db, config, registry, runner },
       {
         gate: limiter.gate(),
         authenticate: authenticate({
           secrets: new SecretSet(config.secrets),
           limiter,
-          seen: new SeenSignatures(deps.orm),
+          seen: new SeenSignatures(deps.db),
           toleranceSeconds: config.http.signatureToleranceSeconds,
         }),
       },

@@ -1,10 +1,10 @@
 import type Router from '@koa/router';
-import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Middleware } from 'koa';
 import { z } from 'zod';
 import { taskCatalog } from '../catalog.js';
 import type { Config } from '../config.js';
 import { RUN_STATUSES } from '../db/entities.js';
+import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
 import { type Registry, TASK_NAME } from '../registry.js';
 import type { Runner } from '../runner.js';
@@ -17,7 +17,7 @@ export const LEGACY_FLUSH_ROUTE = '/api/v1/auth/cron/flush-tokens/';
 export const LEGACY_FLUSH_TASK = 'flushexpiredtokens_daily';
 
 export interface CronDeps {
-  orm: MikroORM;
+  db: Db;
   config: Config;
   registry: Registry;
   runner: Runner;
@@ -49,7 +49,7 @@ export function addCronRoutes(router: Router, deps: CronDeps, { gate, authentica
   const postGuard = [gate, jsonBody(), authenticate];
 
   router.get('/cron', ...guard, async (ctx) => {
-    const tasks = await taskCatalog(deps.registry, deps.orm.em.fork(), new Date());
+    const tasks = await taskCatalog(deps.registry, deps.db, new Date());
     ctx.body = { status: 'success', tasks };
   });
 
@@ -64,12 +64,12 @@ export function addCronRoutes(router: Router, deps: CronDeps, { gate, authentica
         errors,
       });
     }
-    const runs = await listRuns(deps.orm.em.fork(), parsed.data);
+    const runs = await listRuns(deps.db, parsed.data);
     ctx.body = { status: 'success', runs };
   });
 
   router.get('/cron/runs/:id', ...guard, async (ctx) => {
-    const run = await findRun(deps.orm.em.fork(), ctx.params.id!);
+    const run = await findRun(deps.db, ctx.params.id!);
     if (!run) throw new TaskgateError('RUN_NOT_FOUND', `no run with id ${ctx.params.id}`);
     ctx.body = { status: 'success', run };
   });

@@ -1,4 +1,5 @@
 import type { Context, Middleware } from 'koa';
+import { isDatabaseUnavailable, translateDatabaseError } from '../db/sql.js';
 import { isTaskgateError, TaskgateError } from '../errors.js';
 
 /** Errors koa and its middleware throw carry a status; they become TaskgateErrors with a stable code. */
@@ -41,6 +42,8 @@ function unanswered(ctx: Context): TaskgateError | null {
 
 function send(ctx: Context, error: TaskgateError): void {
   ctx.status = error.status;
+  const retryAfter = error.details.retryAfterSeconds;
+  if (typeof retryAfter === 'number') ctx.set('Retry-After', String(retryAfter));
   ctx.body = {
     status: 'error',
     code: error.code,
@@ -57,7 +60,10 @@ export function errorHandler(): Middleware {
   return async (ctx, next) => {
     try {
       await next();
-    } catch (caught) {
+    } catch (thrown) {
+      // The database being away is the client's cue to retry (503 + Retry-After), not a server fault.
+      const caught = translateDatabaseError(thrown);
+      if (isDatabaseUnavailable(caught)) ctx.log?.warn({ err: thrown }, 'database unavailable');
       const error = isTaskgateError(caught)
         ? caught
         : (fromHttpError(caught as { status?: number }) ??

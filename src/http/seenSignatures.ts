@@ -1,4 +1,4 @@
-import type { MikroORM } from '@mikro-orm/postgresql';
+import type { SqlClient } from '../db/sql.js';
 
 const PRUNE_EVERY_MS = 60_000;
 
@@ -10,13 +10,12 @@ const PRUNE_EVERY_MS = 60_000;
 export class SeenSignatures {
   private lastPrune = 0;
 
-  constructor(private readonly orm: MikroORM) {}
+  constructor(private readonly db: SqlClient) {}
 
   /** Records the signature; false when it was already recorded (a replay). */
   async remember(signature: string, expiresAt: Date): Promise<boolean> {
-    const connection = this.orm.em.getConnection();
-    const rows = await connection.execute(
-      `insert into taskgate.seen_signature (signature, expires_at) values (?, ?)
+    const { rows } = await this.db.query(
+      `insert into taskgate.seen_signature (signature, expires_at) values ($1, $2)
        on conflict (signature) do nothing
        returning signature`,
       [signature, expiresAt],
@@ -34,9 +33,8 @@ export class SeenSignatures {
     if (now - this.lastPrune < PRUNE_EVERY_MS) return;
     this.lastPrune = now;
     // A failed prune costs nothing but table size; the request it rides on was already accepted.
-    await this.orm.em
-      .getConnection()
-      .execute('delete from taskgate.seen_signature where expires_at < now()', [], 'run')
+    await this.db
+      .query('delete from taskgate.seen_signature where expires_at < now()')
       .catch(() => undefined);
   }
 }

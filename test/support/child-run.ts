@@ -2,16 +2,16 @@
 // test can kill the process with SIGKILL in the middle of the run.
 
 import { loadConfig } from '../../src/config.js';
-import { initORM } from '../../src/db/orm.js';
+import { Db } from '../../src/db/sql.js';
 import { createLogger } from '../../src/logger.js';
 import { loadRegistry } from '../../src/registry.js';
 import { Runner } from '../../src/runner.js';
 import { RUNNER_TASKS } from './runner.js';
 
 const config = loadConfig(process.env);
-const orm = await initORM(config.databaseUrl!);
+const db = new Db({ url: config.databaseUrl!, max: 2, queryTimeoutMs: 5_000, connectTimeoutMs: 5_000 });
 const runner = new Runner({
-  orm,
+  db,
   registry: await loadRegistry(RUNNER_TASKS),
   logger: createLogger({ level: 'silent', pretty: false }),
   config,

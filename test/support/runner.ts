@@ -37,14 +37,16 @@ export function testConfig(db: TestDatabase, extra: Record<string, string> = {})
 export async function testRunner(
   db: TestDatabase,
   options: {
-    orm?: TestDatabase['orm'];
+    /** Another pool on the same database: another replica. */
+    sql?: TestDatabase['sql'];
     registry?: Registry;
     logger?: Logger;
     listeners?: RunListener[];
   } = {},
 ): Promise<Runner> {
   return new Runner({
-    orm: options.orm ?? db.orm,
+    db: options.sql ?? db.sql,
+    orm: db.orm,
     registry: options.registry ?? (await loadRegistry(RUNNER_TASKS)),
     logger: options.logger ?? createLogger({ level: 'silent', pretty: false }),
     config: testConfig(db),

@@ -1,0 +1,90 @@
+import type { Db } from './db/sql.js';
+import { renewLeases } from './leases.js';
+import type { Logger } from './logger.js';
+
+interface Held {
+  onLost: (reason: string) => void;
+  /** performance.now() when the last successful renewal was sent: the lease lasts ttl from then at least. */
+  renewedAt: number;
+}
+
+/**
+ * Keeps this process's leases alive: one statement every third of a lease renews all of them.
+ * A run learns at once that its lease is gone, either because the renewal found it taken over,
+ * or because renewals have failed for so long that the lease may have expired on the database:
+ * one renewal period before that moment it is told to stop, so that it stops before anyone else
+ * can take the task.
+ */
+export class LeaseKeeper {
+  private readonly held = new Map<string, Held>();
+  private timer: NodeJS.Timeout | undefined;
+  private renewing = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly ttlMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  get renewMs(): number {
+    return Math.max(100, Math.floor(this.ttlMs / 3));
+  }
+
+  hold(runId: string, onLost: (reason: string) => void): void {
+    this.held.set(runId, { onLost, renewedAt: performance.now() });
+    if (!this.timer) {
+      this.timer = setInterval(() => void this.renew(), this.renewMs);
+      this.timer.unref();
+    }
+  }
+
+  drop(runId: string): void {
+    this.held.delete(runId);
+    if (this.held.size === 0) this.stop();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private async renew(): Promise<void> {
+    if (this.renewing || this.held.size === 0) return;
+    this.renewing = true;
+    const sentAt = performance.now();
+    const ids = [...this.held.keys()];
+    try {
+      // Each renewal gets at most one renewal period: a frozen database is noticed in time.
+      const client = { query: this.db.query.bind(this.db) };
+      const renewed = await renewLeases(
+        { query: (text, values) => client.query(text, values, { timeoutMs: this.renewMs }) },
+        ids,
+        this.ttlMs,
+      );
+      for (const id of ids) {
+        const held = this.held.get(id);
+        if (!held) continue;
+        if (renewed.has(id)) held.renewedAt = sentAt;
+        else this.lose(id, 'lost its lease: the run was taken over or marked abandoned');
+      }
+    } catch (error) {
+      this.logger.warn({ err: error, runIds: ids }, 'could not renew run leases');
+      const now = performance.now();
+      for (const [id, held] of this.held) {
+        // Stop one renewal period before the lease can have expired on the database.
+        if (now - held.renewedAt >= this.ttlMs - this.renewMs) {
+          this.lose(id, `lost contact with the database for longer than its lease (${this.ttlMs} ms)`);
+        }
+      }
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private lose(id: string, reason: string): void {
+    const held = this.held.get(id);
+    if (!held) return;
+    this.held.delete(id);
+    held.onLost(reason);
+  }
+}
