@@ -5,7 +5,7 @@ import { ERROR_CODES, type ErrorCode, TaskgateError } from './errors.js';
 /**
  * The client side of `POST /cron/<task>`: what `taskgate trigger` (and any scheduler written in
  * TypeScript) uses to run a task on a remote taskgate that may be asleep. It wakes the host
- * (`GET /healthz` until 200), sends the trigger with one Idempotency-Key however often it has to
+ * (`GET /readyz` until 200), sends the trigger with one Idempotency-Key however often it has to
  * retry, so the task runs once, and follows a 202 to the run's end.
  */
 export interface TriggerOptions {
@@ -189,20 +189,23 @@ export class TriggerClient {
     }
   }
 
-  /** GET /healthz until the host answers 200: a sleeping host refuses, hangs or says 503 first. */
+  /**
+   * GET /readyz until it answers 200: a sleeping host refuses, hangs or says 503 first, and a
+   * host whose database is away says 503 until it is back.
+   */
   async wake(): Promise<void> {
     const deadline = Date.now() + this.o.wakeTimeoutMs;
     const started = Date.now();
     const answer = await this.untilAnswered(
-      'GET /healthz',
+      'GET /readyz',
       deadline,
-      () => this.request('GET', this.url('/healthz')),
+      () => this.request('GET', this.url('/readyz')),
       (a) => !TRANSIENT.has(a.status),
     );
     if (answer.status !== 200) {
       throw new TaskgateError(
         'UNREACHABLE',
-        `GET /healthz answered HTTP ${answer.status}: is ${this.base.origin} taskgate?`,
+        `GET /readyz answered HTTP ${answer.status}: is ${this.base.origin} taskgate?`,
       );
     }
     this.log(`taskgate is up (${Math.round((Date.now() - started) / 100) / 10} s)`);

@@ -81,19 +81,20 @@ deadline=$((SECONDS + \${WAKE_TIMEOUT%.*}))
 `;
 
 const WAKE_SCRIPT = `${PRELUDE}
-# A sleeping host answers slowly, refuses connections or says 503 until it is up.
+# A sleeping host answers slowly, refuses connections or says 503 until it is up; /readyz is 200
+# only once taskgate and its database both answer (a database failover also waits here).
 attempt=1
 while true; do
-  code=$(curl -sS -o /dev/null -w '%{http_code}' --connect-timeout 20 --max-time 90 "$base/healthz") || true
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --connect-timeout 20 --max-time 90 "$base/readyz") || true
   if [ "$code" = 200 ]; then
     echo "taskgate is up (attempt $attempt, \${SECONDS}s)"
     exit 0
   fi
   if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "::error::GET $base/healthz did not answer 200 within \${WAKE_TIMEOUT}s (last answer: $code)"
+    echo "::error::GET $base/readyz did not answer 200 within \${WAKE_TIMEOUT}s (last answer: $code)"
     exit 1
   fi
-  echo "GET /healthz answered $code: the host may be waking up, retrying in \${RETRY_DELAY}s"
+  echo "GET /readyz answered $code: the host or its database may be waking up, retrying in \${RETRY_DELAY}s"
   sleep "$RETRY_DELAY"
   attempt=$((attempt + 1))
 done

@@ -27,14 +27,14 @@ const count = (seen: SeenRequest[], method: string, path: string) =>
 describe('the trigger client', () => {
   it('wakes a host answering 503, retries a 503 trigger with the same Idempotency-Key, and succeeds once', async () => {
     const server = await stubServer((req, seen) => {
-      if (req.path === '/healthz') return count(seen, 'GET', '/healthz') <= 3 ? { status: 503 } : healthy;
+      if (req.path === '/readyz') return count(seen, 'GET', '/readyz') <= 3 ? { status: 503 } : healthy;
       return posts(seen).length <= 2 ? { status: 503, body: { status: 'error' } } : ok();
     });
     try {
       const result = await triggerRemote({ baseUrl: server.url, secret: SECRET, task: 'noop', ...FAST });
       expect(result.error).to.equal(null);
       expect(result.body).to.include({ status: 'success', runId: RUN_ID });
-      expect(count(server.seen, 'GET', '/healthz')).to.equal(4);
+      expect(count(server.seen, 'GET', '/readyz')).to.equal(4);
       const sent = posts(server.seen);
       expect(sent).to.have.length(3);
       const keys = new Set(sent.map((r) => r.headers['idempotency-key']));
@@ -54,7 +54,7 @@ describe('the trigger client', () => {
     let server: Awaited<ReturnType<typeof stubServer>> | undefined;
     const starting = new Promise<void>((resolve) =>
       setTimeout(async () => {
-        server = await stubServer((req) => (req.path === '/healthz' ? healthy : ok()), port);
+        server = await stubServer((req) => (req.path === '/readyz' ? healthy : ok()), port);
         resolve();
       }, 300),
     );
@@ -68,7 +68,7 @@ describe('the trigger client', () => {
         log: (line) => lines.push(line),
       });
       expect(result.error).to.equal(null);
-      expect(lines.join('\n')).to.match(/GET \/healthz: ECONNREFUSED, retrying/);
+      expect(lines.join('\n')).to.match(/GET \/readyz: ECONNREFUSED, retrying/);
       expect(lines.join('\n')).to.not.include(SECRET);
     } finally {
       await starting;
@@ -98,7 +98,7 @@ describe('the trigger client', () => {
   });
 
   it('sends params and dryRun as the JSON body', async () => {
-    const server = await stubServer((req) => (req.path === '/healthz' ? healthy : ok()));
+    const server = await stubServer((req) => (req.path === '/readyz' ? healthy : ok()));
     try {
       await triggerRemote({
         baseUrl: `${server.url}/`,
@@ -119,7 +119,7 @@ describe('the trigger client', () => {
   it('follows a 202 to the run record until the run has ended', async () => {
     let looks = 0;
     const server = await stubServer((req) => {
-      if (req.path === '/healthz') return healthy;
+      if (req.path === '/readyz') return healthy;
       if (req.method === 'POST') {
         return {
           status: 202,
@@ -147,7 +147,7 @@ describe('the trigger client', () => {
 
   it('reports a followed run that failed as TASK_FAILED (exit 1)', async () => {
     const server = await stubServer((req) => {
-      if (req.path === '/healthz') return healthy;
+      if (req.path === '/readyz') return healthy;
       if (req.method === 'POST')
         return { status: 202, headers: { Location: `/cron/runs/${RUN_ID}` }, body: {} };
       return {
@@ -170,7 +170,7 @@ describe('the trigger client', () => {
 
   it('with async asks for respond-async and returns the 202 without following it', async () => {
     const server = await stubServer((req) =>
-      req.path === '/healthz'
+      req.path === '/readyz'
         ? healthy
         : {
             status: 202,
@@ -204,7 +204,7 @@ describe('the trigger client', () => {
   ] as const) {
     it(`turns a ${status} ${code} into that error (exit ${exitCode}) without retrying`, async () => {
       const server = await stubServer((req) =>
-        req.path === '/healthz'
+        req.path === '/readyz'
           ? healthy
           : { status, body: { status: 'error', code, message: `said ${code}`, runId: RUN_ID } },
       );
@@ -221,7 +221,7 @@ describe('the trigger client', () => {
 
   it('honours Retry-After on 429', async () => {
     const server = await stubServer((req, seen) => {
-      if (req.path === '/healthz') return healthy;
+      if (req.path === '/readyz') return healthy;
       return posts(seen).length === 1 ? { status: 429, headers: { 'Retry-After': '1' }, body: {} } : ok();
     });
     try {
@@ -236,7 +236,7 @@ describe('the trigger client', () => {
 
   it('with sign sends a fresh verifiable signature on every request and never the secret', async () => {
     const server = await stubServer((req, seen) => {
-      if (req.path === '/healthz') return healthy;
+      if (req.path === '/readyz') return healthy;
       return posts(seen).length === 1 ? { status: 503 } : ok();
     });
     try {
@@ -277,8 +277,8 @@ describe('taskgate trigger', () => {
 
   it('prints the answer, exits 0, and keeps the secret out of its output', async () => {
     const server = await stubServer((req, seen) =>
-      req.path === '/healthz'
-        ? count(seen, 'GET', '/healthz') === 1
+      req.path === '/readyz'
+        ? count(seen, 'GET', '/readyz') === 1
           ? { status: 503 }
           : healthy
         : ok('echo'),
@@ -291,7 +291,7 @@ describe('taskgate trigger', () => {
       expect(run.code, run.stderr).to.equal(0);
       expect(JSON.parse(run.stdout)).to.include({ status: 'success', runId: RUN_ID });
       expect(JSON.parse(posts(server.seen)[0]!.body)).to.deep.equal({ count: 2, dryRun: true });
-      expect(run.stderr).to.include('GET /healthz: HTTP 503, retrying');
+      expect(run.stderr).to.include('GET /readyz: HTTP 503, retrying');
       expect(run.stdout + run.stderr).to.not.include(SECRET);
     } finally {
       await server.close();
@@ -300,7 +300,7 @@ describe('taskgate trigger', () => {
 
   it('exits 1 and prints taskgate’s error JSON when the task fails', async () => {
     const server = await stubServer((req) =>
-      req.path === '/healthz'
+      req.path === '/readyz'
         ? healthy
         : {
             status: 500,

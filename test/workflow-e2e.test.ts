@@ -130,7 +130,7 @@ describe('the scheduler workflow against a running taskgate', () => {
     );
     const { jobs } = await workflowRun(githubContext({ name: 'schedule', schedule: '15 * * * *' }), url);
     expect(jobs.hourly!.ok, jobs.hourly!.log).to.equal(true);
-    expect(jobs.hourly!.log).to.match(/GET \/healthz answered 503: the host may be waking up/);
+    expect(jobs.hourly!.log).to.match(/GET \/readyz answered 503: the host or its database may be waking up/);
     expect(await runsOf('hourly')).to.have.length(1);
     expect(proxy!.seen.filter((r) => r.method === 'POST')).to.have.length(1);
   });
@@ -210,7 +210,7 @@ describe('the scheduler workflow against a running taskgate', () => {
     });
     expect(result.code, result.stderr).to.equal(0);
     expect(JSON.parse(result.stdout)).to.include({ status: 'success', task: 'counted' });
-    expect(result.stderr).to.include('GET /healthz: HTTP 503, retrying');
+    expect(result.stderr).to.include('GET /readyz: HTTP 503, retrying');
     expect(await runsOf('counted')).to.have.length(1);
   });
 

@@ -106,6 +106,8 @@ export function translateDatabaseError(error: unknown): unknown {
 
 class Deadline {
   private readonly at: number;
+  /** Set once the database has answered a statement of this use (see Db.use). */
+  answered = false;
   constructor(readonly ms: number) {
     this.at = performance.now() + ms;
   }
@@ -135,6 +137,8 @@ function within<T>(promise: Promise<T>, ms: number, what: string, onLate?: (valu
 export class Db implements Sql {
   readonly pool: pg.Pool;
   private readonly busy = new Set<pg.PoolClient>();
+  /** Connections handed out before: only those can have been closed by the server while idle. */
+  private readonly used = new WeakSet<pg.PoolClient>();
   private closed = false;
 
   constructor(readonly options: DbOptions) {
@@ -162,9 +166,7 @@ export class Db implements Sql {
     values?: unknown[],
     options: { timeoutMs?: number } = {},
   ): Promise<{ rows: Row[]; rowCount: number | null }> {
-    return this.use(options.timeoutMs, (client, deadline) =>
-      within(client.query<Row>(text, values), deadline.remaining, 'a statement'),
-    );
+    return this.use(options.timeoutMs, (client, deadline) => statement(client, deadline, text, values));
   }
 
   /**
@@ -176,7 +178,7 @@ export class Db implements Sql {
     return this.use(options.timeoutMs, async (client, deadline) => {
       const tx: SqlClient = {
         query: <Row extends Record<string, unknown>>(text: string, values?: unknown[]) =>
-          within(client.query<Row>(text, values), deadline.remaining, 'a statement'),
+          statement<Row>(client, deadline, text, values),
       };
       const begin = options.isolation ? `begin isolation level ${options.isolation}` : 'begin';
       await tx.query(begin);
@@ -232,22 +234,31 @@ export class Db implements Sql {
     fn: (client: pg.PoolClient, deadline: Deadline) => Promise<T>,
   ): Promise<T> {
     const deadline = new Deadline(timeoutMs ?? this.options.queryTimeoutMs);
-    const client = await this.acquire(deadline);
-    this.busy.add(client);
-    let broken: unknown;
-    try {
-      return await fn(client, deadline);
-    } catch (error) {
-      // A connection whose statement timed out still has it in flight, and one that failed
-      // for the database's sake is dead: neither goes back to the pool.
-      if (isDatabaseUnavailable(error)) {
-        broken = error;
-        destroy(client);
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.acquire(deadline);
+      const reused = this.used.has(client);
+      this.used.add(client);
+      this.busy.add(client);
+      let broken: unknown;
+      try {
+        return await fn(client, deadline);
+      } catch (error) {
+        // A connection whose statement timed out still has it in flight, and one that failed
+        // for the database's sake is dead: neither goes back to the pool.
+        if (isDatabaseUnavailable(error)) {
+          broken = error;
+          destroy(client);
+          // A pooled connection the server closed while it sat idle (idle_session_timeout, a
+          // terminated backend, a restart) fails its first statement without running it: once,
+          // that use starts again on a fresh connection.
+          const untouched = reused && !deadline.answered && isClosedWhileIdle(error);
+          if (attempt === 1 && untouched && deadline.remaining > 0) continue;
+        }
+        throw translateDatabaseError(error);
+      } finally {
+        this.busy.delete(client);
+        client.release(broken as Error | undefined);
       }
-      throw translateDatabaseError(error);
-    } finally {
-      this.busy.delete(client);
-      client.release(broken as Error | undefined);
     }
   }
 
@@ -264,6 +275,25 @@ export class Db implements Sql {
       throw translateDatabaseError(error);
     }
   }
+}
+
+/** One statement within the use's deadline; marks the use as answered once it is. */
+async function statement<Row extends Record<string, unknown>>(
+  client: pg.PoolClient,
+  deadline: Deadline,
+  text: string,
+  values?: unknown[],
+): Promise<pg.QueryResult<Row>> {
+  const result = await within(client.query<Row>(text, values), deadline.remaining, 'a statement');
+  deadline.answered = true;
+  return result;
+}
+
+/** The server ended the session before the statement reached it: safe to run it elsewhere. */
+function isClosedWhileIdle(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  if (e.code === '57P05' || e.code === '57P01' || e.code === 'ECONNRESET' || e.code === 'EPIPE') return true;
+  return /Connection terminated unexpectedly|Client has encountered a connection error/i.test(e.message ?? '');
 }
 
 function destroy(client: pg.PoolClient): void {
