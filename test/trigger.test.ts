@@ -277,11 +277,7 @@ describe('taskgate trigger', () => {
 
   it('prints the answer, exits 0, and keeps the secret out of its output', async () => {
     const server = await stubServer((req, seen) =>
-      req.path === '/readyz'
-        ? count(seen, 'GET', '/readyz') === 1
-          ? { status: 503 }
-          : healthy
-        : ok('echo'),
+      req.path === '/readyz' ? (count(seen, 'GET', '/readyz') === 1 ? { status: 503 } : healthy) : ok('echo'),
     );
     try {
       const run = await runCli(

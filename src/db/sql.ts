@@ -293,7 +293,9 @@ async function statement<Row extends Record<string, unknown>>(
 function isClosedWhileIdle(error: unknown): boolean {
   const e = error as { code?: string; message?: string };
   if (e.code === '57P05' || e.code === '57P01' || e.code === 'ECONNRESET' || e.code === 'EPIPE') return true;
-  return /Connection terminated unexpectedly|Client has encountered a connection error/i.test(e.message ?? '');
+  return /Connection terminated unexpectedly|Client has encountered a connection error/i.test(
+    e.message ?? '',
+  );
 }
 
 function destroy(client: pg.PoolClient): void {
