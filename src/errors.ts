@@ -20,7 +20,7 @@ export const ERROR_CODES = {
   TASK_FAILED: { status: 500, exitCode: 1 },
   TASK_INTERRUPTED: { status: 500, exitCode: 1 },
   SHUTTING_DOWN: { status: 503, exitCode: 75 },
-  DATABASE_UNAVAILABLE: { status: 503, exitCode: 75 },
+  DATABASE_UNAVAILABLE: { status: 503, exitCode: 1 },
   INVALID_TASK: { status: 500, exitCode: 1 },
   INTERNAL: { status: 500, exitCode: 1 },
   /** The CLI's trigger gave up on a remote taskgate that never answered (taskgate itself never sends it). */

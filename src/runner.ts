@@ -84,6 +84,7 @@ interface Inflight {
 export class Runner {
   private readonly inflight = new Map<string, Inflight>();
   private closing = false;
+  private closed: Promise<void> | undefined;
   private readonly listeners: RunListener[];
   private readonly keeper: LeaseKeeper;
   /** Names this process in the lease table, for whoever reads it during an incident. */
@@ -216,7 +217,12 @@ export class Runner {
    * whatever the tasks do: ABORT_SETTLE_MS later their SQL in flight is cancelled, and
    * CANCEL_SETTLE_MS after that runs that still have not stopped are recorded interrupted here.
    */
-  async close(graceMs: number): Promise<void> {
+  close(graceMs: number): Promise<void> {
+    this.closed ??= this.shutDown(graceMs);
+    return this.closed;
+  }
+
+  private async shutDown(graceMs: number): Promise<void> {
     this.closing = true;
     if (this.inflight.size > 0) {
       await this.settled(graceMs);
