@@ -379,6 +379,21 @@ describe('HTTP: authentication', () => {
       }
     });
 
+    it('counts a signed request whose body does not decode as a failed attempt', async () => {
+      const limited = await appWith({ AUTH_FAILURE_LIMIT: '2' });
+      for (let i = 0; i < 2; i++) {
+        const res = await request(limited.callback)
+          .post('/cron/echo')
+          .set('Content-Type', 'application/json')
+          .set('Content-Encoding', 'gzip')
+          .set('X-Cron-Signature', `t=${now()},v1=${'0'.repeat(64)}`)
+          .send('{"not":"gzip"}');
+        expect(res.status).to.equal(400);
+        expect(res.body.code).to.equal('BAD_REQUEST');
+      }
+      expect((await request(limited.callback).get('/cron')).status).to.equal(429);
+    });
+
     it('never counts requests that present the right secret', async () => {
       const limited = await appWith({ AUTH_FAILURE_LIMIT: '2' });
       for (let i = 0; i < 25; i++) {

@@ -7,7 +7,7 @@ export const BODY_LIMIT_BYTES = 16 * 1024;
 
 interface BodyError {
   status?: number;
-  /** zlib's, when a compressed body does not decompress: Z_DATA_ERROR, Z_BUF_ERROR, ... */
+  /** zlib's, when a compressed body does not decompress: Z_DATA_ERROR, Z_BUF_ERROR, ERR__ERROR_FORMAT_… (brotli) */
   code?: string;
   type?: string;
   body?: unknown;
@@ -25,7 +25,7 @@ function bodyError(error: BodyError): TaskgateError | BodyError {
       },
     );
   }
-  if (typeof error.code === 'string' && /^(Z_|ERR__?(ZLIB|BROTLI))/.test(error.code)) {
+  if (typeof error.code === 'string' && /^(Z_|ERR__|ERR_ZLIB|ERR_BROTLI)/.test(error.code)) {
     return new TaskgateError('BAD_REQUEST', 'the request body does not decode as its Content-Encoding says');
   }
   if (error.status === 415) {
