@@ -189,7 +189,9 @@ function checkSecrets(vars: {
   if (token === undefined) return;
   for (const name of secrets) {
     if (token === vars[name]) {
-      throw new ConfigError(`METRICS_TOKEN is the same as ${name}: give /metrics a token of its own (${HOW_TO_MAKE_ONE})`);
+      throw new ConfigError(
+        `METRICS_TOKEN is the same as ${name}: give /metrics a token of its own (${HOW_TO_MAKE_ONE})`,
+      );
     }
   }
   const weakness = secretWeakness(token, MIN_METRICS_TOKEN_BITS);

@@ -88,7 +88,11 @@ describe('loadConfig', () => {
 
   it('refuses the placeholder with anything added, in either secret', () => {
     for (const name of ['CRON_SECRET_KEY', 'CRON_SECRET_KEY_PREVIOUS']) {
-      for (const near of [`${SECRET_PLACEHOLDER}x`, `x${SECRET_PLACEHOLDER}`, SECRET_PLACEHOLDER.toUpperCase()]) {
+      for (const near of [
+        `${SECRET_PLACEHOLDER}x`,
+        `x${SECRET_PLACEHOLDER}`,
+        SECRET_PLACEHOLDER.toUpperCase(),
+      ]) {
         expect(refusal({ ...PRODUCTION, [name]: near }), near).to.match(new RegExp(`^${name} .*placeholder`));
       }
     }
@@ -101,11 +105,15 @@ describe('loadConfig', () => {
   });
 
   it('refuses a METRICS_TOKEN equal to either secret, or of low entropy', () => {
-    expect(refusal({ ...PRODUCTION, METRICS_TOKEN: STRONG })).to.match(/^METRICS_TOKEN is the same as CRON_SECRET_KEY/);
+    expect(refusal({ ...PRODUCTION, METRICS_TOKEN: STRONG })).to.match(
+      /^METRICS_TOKEN is the same as CRON_SECRET_KEY/,
+    );
     expect(
       refusal({ ...PRODUCTION, CRON_SECRET_KEY_PREVIOUS: STRONG_BASE64, METRICS_TOKEN: STRONG_BASE64 }),
     ).to.match(/^METRICS_TOKEN is the same as CRON_SECRET_KEY_PREVIOUS/);
-    expect(refusal({ ...PRODUCTION, METRICS_TOKEN: 'm'.repeat(20) })).to.match(/^METRICS_TOKEN is too easy to guess/);
+    expect(refusal({ ...PRODUCTION, METRICS_TOKEN: 'm'.repeat(20) })).to.match(
+      /^METRICS_TOKEN is too easy to guess/,
+    );
   });
 
   it('names the variable when a value is malformed', () => {

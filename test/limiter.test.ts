@@ -56,7 +56,9 @@ describe('the failed-auth limiter', () => {
     // Seen often enough, a blocked address stays remembered through the flood.
     expect(limiter.retryAfter('192.0.2.99')).to.be.above(0);
     const perAddress = (full - before) / MAX_TRACKED_ADDRESSES;
-    console.log(`      (${Math.round(perAddress)} bytes per address, ${((full - before) / 1e6).toFixed(1)} MB at the cap, ${after - full} bytes more after ${11 * MAX_TRACKED_ADDRESSES} more addresses)`);
+    console.log(
+      `      (${Math.round(perAddress)} bytes per address, ${((full - before) / 1e6).toFixed(1)} MB at the cap, ${after - full} bytes more after ${11 * MAX_TRACKED_ADDRESSES} more addresses)`,
+    );
     expect(perAddress, `${Math.round(perAddress)} bytes per address`).to.be.below(400);
     // Eleven times as many addresses again: nothing more than noise.
     expect(after - full, `${after - full} bytes after the cap`).to.be.below(1024 * 1024);

@@ -255,9 +255,9 @@ describe('the trigger client', () => {
         expect(req.headers['x-cron-secret']).to.equal(undefined);
         const parsed = parseSignature(String(req.headers['x-cron-signature']));
         expect(parsed).to.not.equal(null);
-        expect(verifySignature(parsed!, { method: 'POST', path: req.path, body: req.body }, [SECRET])).to.equal(
-          true,
-        );
+        expect(
+          verifySignature(parsed!, { method: 'POST', path: req.path, body: req.body }, [SECRET]),
+        ).to.equal(true);
       }
       expect(sent[0]!.headers['x-cron-signature']).to.not.equal(sent[1]!.headers['x-cron-signature']);
     } finally {

@@ -43,12 +43,15 @@ const CREDENTIAL_HEADERS = ['authorization', 'x-cron-secret', 'x-cron-signature'
  * joins the others with commas, so a repeated header would be read in a way the caller may not
  * mean. Ambiguous credentials are refused.
  */
-export function credentialHeaders(ctx: Context): Record<(typeof CREDENTIAL_HEADERS)[number], string | undefined> | null {
+export function credentialHeaders(
+  ctx: Context,
+): Record<(typeof CREDENTIAL_HEADERS)[number], string | undefined> | null {
   const distinct = ctx.req.headersDistinct;
-  const found = { authorization: undefined, 'x-cron-secret': undefined, 'x-cron-signature': undefined } as Record<
-    (typeof CREDENTIAL_HEADERS)[number],
-    string | undefined
-  >;
+  const found = {
+    authorization: undefined,
+    'x-cron-secret': undefined,
+    'x-cron-signature': undefined,
+  } as Record<(typeof CREDENTIAL_HEADERS)[number], string | undefined>;
   for (const name of CREDENTIAL_HEADERS) {
     const values = distinct[name];
     if (!values) continue;
@@ -149,7 +152,8 @@ export function authenticate(options: AuthOptions): { beforeBody: Middleware; af
     // recorded is the signed request itself, so that it is accepted once whichever of the
     // secrets' digests it carries.
     const expiresAt = new Date((pending.parsed.timestamp + options.toleranceSeconds) * 1000);
-    const first = options.seen && (await options.seen.remember(requestId(pending.parsed, request), expiresAt));
+    const first =
+      options.seen && (await options.seen.remember(requestId(pending.parsed, request), expiresAt));
     if (!first) refuse(ctx, limiter, pending.attempt, 'replayed signature', 'taskgate');
     limiter.succeeded(pending.attempt);
     await next();

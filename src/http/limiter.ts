@@ -44,7 +44,8 @@ export interface Attempt {
 function ipv6Groups(address: string): number[] | null {
   const halves = address.split('::');
   if (halves.length > 2) return null;
-  const parse = (part: string) => (part === '' ? [] : part.split(':').map((group) => Number.parseInt(group, 16)));
+  const parse = (part: string) =>
+    part === '' ? [] : part.split(':').map((group) => Number.parseInt(group, 16));
   const head = parse(halves[0]!);
   const tail = halves.length === 2 ? parse(halves[1]!) : [];
   const groups =
@@ -65,7 +66,11 @@ export function limiterKey(address: string): string {
   if (mapped && isIPv4(mapped[1]!)) return mapped[1]!;
   if (isIPv6(plain)) {
     const groups = ipv6Groups(plain);
-    if (groups) return `${groups.slice(0, 4).map((g) => g.toString(16)).join(':')}::/64`;
+    if (groups)
+      return `${groups
+        .slice(0, 4)
+        .map((g) => g.toString(16))
+        .join(':')}::/64`;
   }
   return plain;
 }
