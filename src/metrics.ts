@@ -82,7 +82,11 @@ export class Metrics {
         return null;
       });
       pending = read;
-      if (cacheMs === 0) setImmediate(() => pending === read && (pending = null));
+      if (cacheMs === 0) {
+        setImmediate(() => {
+          if (pending === read) pending = null;
+        });
+      }
       return read;
     };
     new Gauge({
