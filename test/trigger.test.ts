@@ -149,7 +149,13 @@ describe('the trigger client', () => {
     for (const sign of [false, true]) {
       const server = await stubServer((req) => (req.path === '/healthz' ? healthy : ok()));
       try {
-        const result = await triggerRemote({ baseUrl: server.url, secret: SECRET, task: 'noop', sign, ...FAST });
+        const result = await triggerRemote({
+          baseUrl: server.url,
+          secret: SECRET,
+          task: 'noop',
+          sign,
+          ...FAST,
+        });
         expect(result.error).to.equal(null);
         const probes = server.seen.filter((r) => r.path === '/healthz');
         expect(probes).to.have.length(1);
@@ -171,7 +177,12 @@ describe('the trigger client', () => {
       };
     });
     try {
-      const failure = await triggerRemote({ baseUrl: server.url, secret: SECRET, task: 'slow', ...FAST }).then(
+      const failure = await triggerRemote({
+        baseUrl: server.url,
+        secret: SECRET,
+        task: 'slow',
+        ...FAST,
+      }).then(
         () => null,
         (error: Error) => error,
       );
@@ -187,7 +198,11 @@ describe('the trigger client', () => {
     const server = await stubServer((req) => {
       if (req.path === '/healthz') return healthy;
       if (req.method === 'POST') {
-        return { status: 202, headers: { Location: `${server.url}/cron/runs/${RUN_ID}` }, body: { runId: RUN_ID } };
+        return {
+          status: 202,
+          headers: { Location: `${server.url}/cron/runs/${RUN_ID}` },
+          body: { runId: RUN_ID },
+        };
       }
       return { status: 200, body: { run: { id: RUN_ID, task: 'slow', status: 'succeeded' } } };
     });
