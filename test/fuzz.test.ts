@@ -247,7 +247,7 @@ describe('fuzzing the HTTP face', function () {
 
   before(async () => {
     db = await createTestDatabase();
-    app = await buildApp(db.orm, {
+    app = await buildApp(db.sql, {
       CRON_SECRET_KEY_PREVIOUS: PREVIOUS_SECRET,
       METRICS_TOKEN,
       TRUST_PROXY: '1',
