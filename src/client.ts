@@ -123,13 +123,29 @@ export class TriggerClient {
     return new URL(path.replace(/^\//, ''), this.base);
   }
 
-  private async request(method: string, url: URL, body?: string, extra: Json = {}): Promise<Answer> {
+  /**
+   * One request. Credentials go only with `credentials` (never to /readyz) and only to the
+   * configured origin; redirects are never followed (a 3xx is an answer like any other).
+   */
+  private async request(
+    method: string,
+    url: URL,
+    { body, extra = {}, credentials = true }: { body?: string; extra?: Json; credentials?: boolean } = {},
+  ): Promise<Answer> {
     const headers: Record<string, string> = {
       Accept: 'application/json',
       ...(extra as Record<string, string>),
     };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (this.o.sign) {
+    if (url.origin !== this.base.origin) {
+      throw new TaskgateError(
+        'UNREACHABLE',
+        `taskgate pointed to ${url.origin}, another origin than ${this.base.origin}: not sending the secret there`,
+      );
+    }
+    if (!credentials) {
+      // A probe: no secret, no signature.
+    } else if (this.o.sign) {
       headers['X-Cron-Signature'] = signatureHeader(
         this.o.secret,
         method,
@@ -170,7 +186,8 @@ export class TriggerClient {
         if (done(answer)) return answer;
         problem = `HTTP ${answer.status}`;
       } catch (failure) {
-        if (this.o.signal?.aborted) throw failure;
+        // Aborted, or refused by this client itself (a foreign origin): retrying changes nothing.
+        if (this.o.signal?.aborted || failure instanceof TaskgateError) throw failure;
         problem = describe(failure);
       }
       const pause = (answer && retryAfterMs(answer.headers)) ?? this.o.retryDelayMs;
@@ -199,7 +216,7 @@ export class TriggerClient {
     const answer = await this.untilAnswered(
       'GET /readyz',
       deadline,
-      () => this.request('GET', this.url('/readyz')),
+      () => this.request('GET', this.url('/readyz'), { credentials: false }),
       (a) => !TRANSIENT.has(a.status),
     );
     if (answer.status !== 200) {
@@ -235,7 +252,7 @@ export class TriggerClient {
     const answer = await this.untilAnswered(
       `POST ${path}`,
       Date.now() + this.o.wakeTimeoutMs,
-      () => this.request('POST', this.url(path), body, extra),
+      () => this.request('POST', this.url(path), { body, extra }),
       (a) => !TRANSIENT.has(a.status),
     );
     const result = (error: TaskgateError | null, final: unknown = answer.body): TriggerResult => ({
@@ -256,7 +273,14 @@ export class TriggerClient {
   /** Looks at the run until it is no longer running; returns the run record. */
   private async follow(location: string): Promise<Json> {
     const deadline = Date.now() + this.o.waitTimeoutMs;
-    const url = /^https?:/.test(location) ? new URL(location) : this.url(location);
+    const url = /^https?:/i.test(location) ? new URL(location) : this.url(location);
+    if (url.origin !== this.base.origin) {
+      throw new TaskgateError(
+        'UNREACHABLE',
+        `taskgate answered with a Location on another origin (${url.origin}): not following it with the secret`,
+        { location },
+      );
+    }
     for (;;) {
       const answer = await this.untilAnswered(
         `GET ${url.pathname}`,

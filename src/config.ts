@@ -1,8 +1,17 @@
 import { z } from 'zod';
 
-/** The `.env.sample` placeholder: a deployment that still carries it has not set a secret. */
-export const SECRET_PLACEHOLDER = 'change-me-to-a-random-string-of-at-least-32-characters';
-export const MIN_SECRET_LENGTH = 32;
+import {
+  HOW_TO_MAKE_ONE,
+  MIN_SECRET_BITS,
+  MIN_SECRET_LENGTH,
+  SECRET_PLACEHOLDER,
+  secretWeakness,
+} from './secretStrength.js';
+
+export { MIN_SECRET_LENGTH, SECRET_PLACEHOLDER };
+
+/** METRICS_TOKEN only guards read-only counters: half a shared secret's strength will do. */
+const MIN_METRICS_TOKEN_BITS = 64;
 
 const optionalText = z
   .string()
@@ -20,7 +29,7 @@ const integer = (fallback: number, min: number, max: number) =>
 
 const secret = optionalText.refine(
   (value) => value === undefined || value.length >= MIN_SECRET_LENGTH,
-  `must be at least ${MIN_SECRET_LENGTH} characters (try: openssl rand -hex 32)`,
+  `must be at least ${MIN_SECRET_LENGTH} characters (${HOW_TO_MAKE_ONE})`,
 );
 
 const identifier = (fallback: string) =>
@@ -65,7 +74,7 @@ const schema = z.object({
   TRUST_PROXY: proxyHops,
   METRICS_TOKEN: optionalText.refine(
     (value) => value === undefined || value.length >= 16,
-    'must be at least 16 characters (try: openssl rand -hex 32)',
+    `must be at least 16 characters (${HOW_TO_MAKE_ONE})`,
   ),
   SYNC_WAIT_MS: integer(25_000, 0, 600_000),
   SIGNATURE_TOLERANCE_SECONDS: integer(300, 1, 3_600),
@@ -155,6 +164,40 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/**
+ * Refuses secrets an attacker could guess or that do two jobs: a low-entropy or placeholder
+ * secret, a "previous" secret that is the current one (a rotation that rotates nothing), a
+ * METRICS_TOKEN that is a secret (whoever scrapes metrics could then run tasks).
+ */
+function checkSecrets(vars: {
+  CRON_SECRET_KEY?: string | undefined;
+  CRON_SECRET_KEY_PREVIOUS?: string | undefined;
+  METRICS_TOKEN?: string | undefined;
+}): void {
+  const secrets = ['CRON_SECRET_KEY', 'CRON_SECRET_KEY_PREVIOUS'] as const;
+  for (const name of secrets) {
+    const value = vars[name];
+    const weakness = value === undefined ? null : secretWeakness(value, MIN_SECRET_BITS);
+    if (weakness) throw new ConfigError(`${name} ${weakness}`);
+  }
+  if (vars.CRON_SECRET_KEY_PREVIOUS !== undefined && vars.CRON_SECRET_KEY_PREVIOUS === vars.CRON_SECRET_KEY) {
+    throw new ConfigError(
+      'CRON_SECRET_KEY_PREVIOUS is the same as CRON_SECRET_KEY: set it to the secret being replaced, or unset it',
+    );
+  }
+  const token = vars.METRICS_TOKEN;
+  if (token === undefined) return;
+  for (const name of secrets) {
+    if (token === vars[name]) {
+      throw new ConfigError(
+        `METRICS_TOKEN is the same as ${name}: give /metrics a token of its own (${HOW_TO_MAKE_ONE})`,
+      );
+    }
+  }
+  const weakness = secretWeakness(token, MIN_METRICS_TOKEN_BITS);
+  if (weakness) throw new ConfigError(`METRICS_TOKEN ${weakness}`);
+}
+
 export interface LoadConfigOptions {
   /** Makes up a secret when none is set outside production; the caller prints it once. */
   generateSecret?: () => string;
@@ -198,11 +241,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
       `CRON_SECRET_KEY is required in production: set a random string of at least ${MIN_SECRET_LENGTH} characters`,
     );
   }
-  for (const name of ['CRON_SECRET_KEY', 'CRON_SECRET_KEY_PREVIOUS'] as const) {
-    if (vars[name] === SECRET_PLACEHOLDER) {
-      throw new ConfigError(`${name} is still the .env.sample placeholder: set a random secret`);
-    }
-  }
+  checkSecrets(vars);
 
   let secretGenerated = false;
   let current = vars.CRON_SECRET_KEY;

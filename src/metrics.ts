@@ -10,7 +10,15 @@ export interface MetricsOptions {
   processMetrics?: boolean;
   /** Reads the tasks' last runs at scrape time; without it the per-task gauges stay empty. */
   tasks?: TaskSource;
+  /**
+   * How long one read of the tasks serves scrapes (default TASKS_CACHE_MS), so that scraping
+   * often, or a flood of scrapes, costs the database one read per interval.
+   */
+  tasksCacheMs?: number;
 }
+
+/** The per-task gauges change when a run ends; a few seconds late is fine for an alert rule. */
+export const TASKS_CACHE_MS = 5_000;
 
 /**
  * taskgate's Prometheus metrics, in a registry of their own so that every app (and every test)
@@ -61,13 +69,25 @@ export class Metrics {
       registers,
     });
     const source = () => this.tasks;
+    const cacheMs = options.tasksCacheMs ?? TASKS_CACHE_MS;
     let pending: Promise<TaskInfo[] | null> | null = null;
-    // Both gauges come from one catalog read per scrape, whichever gauge asks first.
+    let readAt = 0;
+    // Both gauges, and every scrape within cacheMs, share one catalog read; a failed read is
+    // not kept, so the next scrape tries again.
     const catalog = () => {
-      pending ??= (source()?.() ?? Promise.resolve(null))
-        .catch(() => null)
-        .finally(() => setImmediate(() => (pending = null)));
-      return pending;
+      if (pending && (cacheMs === 0 || performance.now() - readAt < cacheMs)) return pending;
+      readAt = performance.now();
+      const read: Promise<TaskInfo[] | null> = (source()?.() ?? Promise.resolve(null)).catch(() => {
+        if (pending === read) pending = null;
+        return null;
+      });
+      pending = read;
+      if (cacheMs === 0) {
+        setImmediate(() => {
+          if (pending === read) pending = null;
+        });
+      }
+      return read;
     };
     new Gauge({
       name: 'taskgate_last_success_timestamp_seconds',

@@ -102,19 +102,31 @@ done
 
 function triggerScript(requestTimeoutS: number): string {
   return `${PRELUDE}
-if ! jq -e 'type == "object"' <<<"$PARAMS" >/dev/null 2>&1; then
-  echo "::error::params must be a JSON object, not: $PARAMS"
-  exit 1
-fi
-body=$(jq -c --argjson dry "$DRY_RUN" '. + (if $dry then {dryRun: true} else {} end)' <<<"$PARAMS")
 answer=$(mktemp)
 headers=$(mktemp)
 header() { grep -i "^$1:" "$headers" | tail -n 1 | cut -d: -f2- | tr -d '\\r' | sed 's/^ *//' || true; }
-show() { jq . "$answer" 2>/dev/null || cat "$answer"; echo; }
+# Text from outside (inputs, taskgate's answers) is escaped as GitHub documents before it
+# reaches a workflow command, and printed with workflow commands stopped, so none can inject one.
+escape() { local s="$*"; s=\${s//'%'/'%25'}; s=\${s//$'\\r'/'%0D'}; s=\${s//$'\\n'/'%0A'}; printf '%s' "$s"; }
+fail() { echo "::error::$(escape "$*")"; }
+show() {
+  local token
+  token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')
+  echo "::stop-commands::$token"
+  jq . "$answer" 2>/dev/null || cat "$answer"
+  echo
+  echo "::$token::"
+}
 field() { jq -r "$1 // empty" "$answer" 2>/dev/null || true; }
 run_field() { field "(.run // .) | $1"; }
 summary() { if [ -n "\${GITHUB_STEP_SUMMARY:-}" ]; then echo "$1" >> "$GITHUB_STEP_SUMMARY"; fi; }
 secret_header() { printf 'X-Cron-Secret: %s\\n' "$CRON_SECRET_KEY"; }
+
+if ! jq -e 'type == "object"' <<<"$PARAMS" >/dev/null 2>&1; then
+  fail "params must be a JSON object, not: $PARAMS"
+  exit 1
+fi
+body=$(jq -c --argjson dry "$DRY_RUN" '. + (if $dry then {dryRun: true} else {} end)' <<<"$PARAMS")
 
 # Every attempt carries the same Idempotency-Key: when an answer is lost (a proxy's 502, a
 # timeout) the retry gets the first run back, so the task runs once.
@@ -130,7 +142,7 @@ while true; do
   esac
   if [ "$SECONDS" -ge "$deadline" ]; then
     show
-    echo "::error::POST /cron/$TASK still answered $code after \${WAKE_TIMEOUT}s of retries"
+    fail "POST /cron/$TASK still answered $code after \${WAKE_TIMEOUT}s of retries"
     exit 1
   fi
   wait="$RETRY_DELAY"
@@ -147,12 +159,26 @@ case "$code" in
       summary "$TASK succeeded in $(field .durationMs) ms (run $(field .runId))"
       exit 0
     fi
-    echo "::error::$TASK answered 200 without success"
+    fail "$TASK answered 200 without success"
     exit 1 ;;
   202)
     location=$(header location)
     if [ -z "$location" ]; then location="/cron/runs/$(field .runId)"; fi
-    case "$location" in http*) url="$location" ;; *) url="$base$location" ;; esac
+    # The secret goes only to the configured origin: a Location elsewhere is not followed.
+    origin=$(grep -oiE '^https?://[^/]+' <<<"$base" || true)
+    case "$location" in
+      [Hh][Tt][Tt][Pp]://* | [Hh][Tt][Tt][Pp][Ss]://*)
+        if [ "$(grep -oiE '^https?://[^/]+' <<<"$location" | tr 'A-Z' 'a-z')" != "$(tr 'A-Z' 'a-z' <<<"$origin")" ]; then
+          fail "taskgate answered with a Location on another origin ($location): not following it with the secret"
+          exit 1
+        fi
+        url="$location" ;;
+      # A path, appended to the base: whatever follows the first slash, the host stays the same.
+      /*) url="$base$location" ;;
+      *)
+        fail "taskgate answered with a Location that is not a path on its origin ($location): not following it"
+        exit 1 ;;
+    esac
     echo "taskgate accepted the run; following $location until it ends"
     poll_deadline=$((SECONDS + ${requestTimeoutS}))
     while [ "$SECONDS" -lt "$poll_deadline" ]; do
@@ -168,26 +194,26 @@ case "$code" in
             exit 0 ;;
           *)
             show
-            echo "::error::$TASK $status: $(run_field .error)"
+            fail "$TASK $status: $(run_field .error)"
             exit 1 ;;
         esac
       elif ! [[ "$code" =~ ^(000|429|502|503|504)$ ]]; then
         show
-        echo "::error::GET $location answered $code"
+        fail "GET $location answered $code"
         exit 1
       fi
       sleep "$RETRY_DELAY"
     done
-    echo "::error::$TASK was still running after ${requestTimeoutS}s"
+    fail "$TASK was still running after ${requestTimeoutS}s"
     exit 1 ;;
   409)
     show
-    echo "::error::$TASK is already running (run $(field .runId)): this trigger did not start another"
+    fail "$TASK is already running (run $(field .runId)): this trigger did not start another"
     exit 1 ;;
   *)
     show
     summary "$TASK failed: HTTP $code $(field .code)"
-    echo "::error::POST /cron/$TASK answered $code $(field .code): $(field .message)"
+    fail "POST /cron/$TASK answered $code $(field .code): $(field .message)"
     exit 1 ;;
 esac
 `;

@@ -1,8 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { ConfigError, loadConfig, SECRET_PLACEHOLDER } from '../src/config.js';
 import { runCli } from './support/cli.js';
 
-const STRONG = 'a'.repeat(24) + 'b'.repeat(24);
+/** What `openssl rand -hex 32` makes. */
+const STRONG = '3f9c1e5a7b2d4c6e8f0a1b3c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e';
+/** What `openssl rand -base64 32` makes. */
+const STRONG_BASE64 = 'q7Jz0H+u9XcR2mYtLw4VbN8sKd1eGa5PfQo3Ci6Ux/E=';
+const METRICS = 'Zr41mWq9xTe7LcVb2NsK8uHy';
 const PRODUCTION = {
   NODE_ENV: 'production',
   DATABASE_URL: 'postgres://db.example:5432/app',
@@ -56,6 +61,61 @@ describe('loadConfig', () => {
     expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY: SECRET_PLACEHOLDER })).to.match(/placeholder/);
   });
 
+  it('accepts secrets made by openssl rand -hex 32 and -base64 32, and by the generator', () => {
+    for (let i = 0; i < 200; i++) {
+      for (const made of [randomBytes(32).toString('hex'), randomBytes(32).toString('base64')]) {
+        expect(loadConfig({ ...PRODUCTION, CRON_SECRET_KEY: made }).secrets).to.deep.equal([made]);
+      }
+    }
+    expect(loadConfig({ ...PRODUCTION, CRON_SECRET_KEY: STRONG_BASE64 }).secrets).to.deep.equal([
+      STRONG_BASE64,
+    ]);
+  });
+
+  it('refuses low-entropy secrets of 32 characters or more, saying how to make one', () => {
+    for (const weak of [
+      'a'.repeat(32),
+      'a'.repeat(24) + 'b'.repeat(24),
+      'abababababababababababababababab',
+      '0123456789'.repeat(4),
+      'password'.repeat(5),
+    ]) {
+      expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY: weak }), weak).to.match(
+        /^CRON_SECRET_KEY is too easy to guess.*openssl rand -hex 32/,
+      );
+    }
+  });
+
+  it('refuses the placeholder with anything added, in either secret', () => {
+    for (const name of ['CRON_SECRET_KEY', 'CRON_SECRET_KEY_PREVIOUS']) {
+      for (const near of [
+        `${SECRET_PLACEHOLDER}x`,
+        `x${SECRET_PLACEHOLDER}`,
+        SECRET_PLACEHOLDER.toUpperCase(),
+      ]) {
+        expect(refusal({ ...PRODUCTION, [name]: near }), near).to.match(new RegExp(`^${name} .*placeholder`));
+      }
+    }
+  });
+
+  it('refuses CRON_SECRET_KEY_PREVIOUS equal to the current secret', () => {
+    expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY_PREVIOUS: STRONG })).to.match(
+      /^CRON_SECRET_KEY_PREVIOUS is the same as CRON_SECRET_KEY/,
+    );
+  });
+
+  it('refuses a METRICS_TOKEN equal to either secret, or of low entropy', () => {
+    expect(refusal({ ...PRODUCTION, METRICS_TOKEN: STRONG })).to.match(
+      /^METRICS_TOKEN is the same as CRON_SECRET_KEY/,
+    );
+    expect(
+      refusal({ ...PRODUCTION, CRON_SECRET_KEY_PREVIOUS: STRONG_BASE64, METRICS_TOKEN: STRONG_BASE64 }),
+    ).to.match(/^METRICS_TOKEN is the same as CRON_SECRET_KEY_PREVIOUS/);
+    expect(refusal({ ...PRODUCTION, METRICS_TOKEN: 'm'.repeat(20) })).to.match(
+      /^METRICS_TOKEN is too easy to guess/,
+    );
+  });
+
   it('names the variable when a value is malformed', () => {
     expect(refusal({ PORT: 'eighty' })).to.match(/^PORT /);
     expect(refusal({ PORT: '70000' })).to.match(/^PORT /);
@@ -72,7 +132,7 @@ describe('loadConfig', () => {
   });
 
   it('keeps the previous secret during a rotation', () => {
-    const previous = 'p'.repeat(40);
+    const previous = STRONG_BASE64;
     expect(loadConfig({ ...PRODUCTION, CRON_SECRET_KEY_PREVIOUS: previous }).secrets).to.deep.equal([
       STRONG,
       previous,
@@ -118,7 +178,7 @@ describe('loadConfig: the HTTP settings', () => {
     const config = loadConfig({
       ...PRODUCTION,
       TRUST_PROXY: '2',
-      METRICS_TOKEN: 'm'.repeat(20),
+      METRICS_TOKEN: METRICS,
       SYNC_WAIT_MS: '0',
       SIGNATURE_TOLERANCE_SECONDS: '60',
       AUTH_FAILURE_LIMIT: '3',
@@ -126,7 +186,7 @@ describe('loadConfig: the HTTP settings', () => {
     });
     expect(config.http).to.deep.equal({
       trustProxyHops: 2,
-      metricsToken: 'm'.repeat(20),
+      metricsToken: METRICS,
       syncWaitMs: 0,
       signatureToleranceSeconds: 60,
       authFailureLimit: 3,

@@ -415,7 +415,7 @@ describe('flushexpiredtokens_daily', () => {
     );
     const { code, stdout, stderr } = await runCli(['run', TASK, '--json'], {
       DATABASE_URL: db.url,
-      CRON_SECRET_KEY: 'x'.repeat(40),
+      CRON_SECRET_KEY: 'b1f0c9e27d4a86b35e0f17c2a9d84e6b3c05f7a1',
     });
     expect(code, stderr).to.equal(0);
     const run = JSON.parse(stdout);

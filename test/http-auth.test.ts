@@ -1,5 +1,8 @@
+import { createServer } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import { expect } from 'chai';
 import request from 'supertest';
+import { SeenSignatures } from '../src/http/seenSignatures.js';
 import { signRequest } from '../src/http/signature.js';
 import { buildApp, PREVIOUS_SECRET, SECRET, type TestApp } from './http-support.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
@@ -153,6 +156,20 @@ describe('HTTP: authentication', () => {
       expect((await signed(replica, '/cron/echo', body, header)).status).to.equal(401);
     });
 
+    it('accepts a request signed with both secrets once, whichever digests a replay keeps', async () => {
+      const body = '{"label":"rotation"}';
+      const t = now();
+      const request_ = { method: 'POST', path: '/cron/echo', body };
+      const current = signRequest(SECRET, request_, t).split(',')[1]!;
+      const previous = signRequest(PREVIOUS_SECRET, request_, t).split(',')[1]!;
+      expect((await signed(app, '/cron/echo', body, `t=${t},${current},${previous}`)).status).to.equal(200);
+      for (const replay of [`t=${t},${current}`, `t=${t},${previous}`, `t=${t},${previous},${current}`]) {
+        const res = await signed(app, '/cron/echo', body, replay);
+        expect(res.status, replay).to.equal(401);
+        expect(res.body).to.deep.equal(REFUSED);
+      }
+    });
+
     it('answers 401 when the body, the path or the method differs from what was signed', async () => {
       const header = signRequest(SECRET, { method: 'POST', path: '/cron/echo', body: '{"count":1}' });
       expect((await signed(app, '/cron/echo', '{"count":9}', header)).status).to.equal(401);
@@ -188,7 +205,8 @@ describe('HTTP: authentication', () => {
         `insert into taskgate.seen_signature (signature, expires_at) values ('stale', now() - interval '1 hour')`,
       );
       const fresh = await appWith({});
-      const header = signRequest(SECRET, { method: 'POST', path: '/cron/noop', body: '' });
+      // A request of its own: the same one signed in the same second by another test is a replay.
+      const header = signRequest(SECRET, { method: 'POST', path: '/cron/noop', body: '' }, now() - 2);
       expect(
         (await request(fresh.callback).post('/cron/noop').set('X-Cron-Signature', header)).status,
       ).to.equal(200);
@@ -197,21 +215,183 @@ describe('HTTP: authentication', () => {
       );
       expect(rows).to.deep.equal([]);
     });
+
+    it('prunes seen signatures by the clock the tolerance is checked against, not the database clock', async () => {
+      const connection = db.orm.em.getConnection();
+      // Expired by a host clock two hours ahead of the database, not yet by the database's own.
+      await connection.execute(
+        `insert into taskgate.seen_signature (signature, expires_at) values ('skewed', now() + interval '1 hour')`,
+      );
+      const seen = new SeenSignatures(db.sql, () => Date.now() + 2 * 3600_000);
+      expect(await seen.remember('fresh-request', new Date(Date.now() + 3 * 3600_000))).to.equal(true);
+      const rows = await connection.execute(
+        `select signature from taskgate.seen_signature where signature = 'skewed'`,
+      );
+      expect(rows).to.deep.equal([]);
+    });
+  });
+
+  describe('ambiguous credentials', () => {
+    it('answers 401 to a repeated Authorization, X-Cron-Secret or X-Cron-Signature header, even when the first is right', async () => {
+      const signature = () => signRequest(SECRET, { method: 'POST', path: '/cron/noop', body: '' });
+      const cases: [string, string[]][] = [
+        ['Authorization', [`Bearer ${SECRET}`, 'Bearer wrong']],
+        ['Authorization', [`Bearer ${SECRET}`, `Bearer ${SECRET}`]],
+        ['X-Cron-Secret', [SECRET, SECRET]],
+        ['X-Cron-Signature', [signature(), signature()]],
+      ];
+      for (const [name, values] of cases) {
+        // An array goes out as one header line per value (superagent's types only allow it for Cookie).
+        const res = await request(app.callback)
+          .post('/cron/noop')
+          .set(name as 'Cookie', values);
+        expect(res.status, `${name}: ${values.join(' | ')}`).to.equal(401);
+        expect(res.body).to.deep.equal(REFUSED);
+      }
+    });
   });
 
   describe('failed-auth limiter', () => {
-    it('answers 429 with Retry-After once an address has failed the limit, even with the right secret', async () => {
+    it('answers 429 with Retry-After to failing requests once an address has failed the limit', async () => {
       const limited = await appWith({ AUTH_FAILURE_LIMIT: '3', AUTH_FAILURE_WINDOW_SECONDS: '120' });
       for (let i = 0; i < 3; i++) {
         expect(
           (await request(limited.callback).post('/cron/noop').set('X-Cron-Secret', 'x')).status,
         ).to.equal(401);
       }
-      const blocked = await request(limited.callback).post('/cron/noop').set('X-Cron-Secret', SECRET);
-      expect(blocked.status).to.equal(429);
-      expect(blocked.body).to.include({ status: 'error', code: 'TOO_MANY_REQUESTS' });
-      const retryAfter = Number(blocked.headers['retry-after']);
-      expect(retryAfter).to.be.within(1, 120);
+      for (const attempt of [{ 'X-Cron-Secret': 'x' }, {}, { Authorization: 'Bearer x' }]) {
+        const blocked = await request(limited.callback).post('/cron/noop').set(attempt);
+        expect(blocked.status).to.equal(429);
+        expect(blocked.body).to.include({ status: 'error', code: 'TOO_MANY_REQUESTS' });
+        expect(Number(blocked.headers['retry-after'])).to.be.within(1, 120);
+      }
+    });
+
+    it('lets the right secret, bearer token and a valid signature through an address it has blocked', async () => {
+      const limited = await appWith({ AUTH_FAILURE_LIMIT: '3', CRON_SECRET_KEY_PREVIOUS: PREVIOUS_SECRET });
+      for (let i = 0; i < 5; i++)
+        await request(limited.callback).post('/cron/noop').set('X-Cron-Secret', 'x');
+      expect((await request(limited.callback).get('/cron')).status).to.equal(429);
+      expect(
+        (await request(limited.callback).post('/cron/noop').set('X-Cron-Secret', SECRET)).status,
+      ).to.equal(200);
+      const bearer = await request(limited.callback)
+        .get('/cron')
+        .set('Authorization', `Bearer ${PREVIOUS_SECRET}`);
+      expect(bearer.status).to.equal(200);
+      const body = '{"label":"blocked address"}';
+      const header = signRequest(SECRET, { method: 'POST', path: '/cron/echo', body });
+      const res = await request(limited.callback)
+        .post('/cron/echo')
+        .set('Content-Type', 'application/json')
+        .set('X-Cron-Signature', header)
+        .send(body);
+      expect(res.status).to.equal(200);
+      expect((await request(limited.callback).get('/cron').set('X-Cron-Secret', 'x')).status).to.equal(429);
+    });
+
+    it('counts wrong METRICS_TOKEN tries apart from /cron', async () => {
+      const limited = await appWith({
+        AUTH_FAILURE_LIMIT: '2',
+        METRICS_TOKEN: 'metrics-Tk7qZ0pL3xV9mB2nR8sW',
+      });
+      for (let i = 0; i < 2; i++) {
+        const res = await request(limited.callback).get('/metrics').set('Authorization', 'Bearer wrong');
+        expect(res.status).to.equal(401);
+      }
+      expect((await request(limited.callback).get('/metrics')).status).to.equal(429);
+      expect((await request(limited.callback).get('/cron').set('X-Cron-Secret', 'x')).status).to.equal(401);
+    });
+
+    it('counts IPv6 callers by /64, so rotating addresses inside one does not buy fresh attempts', async () => {
+      const limited = await appWith({ AUTH_FAILURE_LIMIT: '3', TRUST_PROXY: '1' });
+      const from = (address: string) =>
+        request(limited.callback).get('/cron').set('X-Forwarded-For', address).set('X-Cron-Secret', 'x');
+      const statuses: number[] = [];
+      for (let i = 1; i <= 30; i++) statuses.push((await from(`2001:db8:aa:bb::${i.toString(16)}`)).status);
+      expect(statuses.filter((s) => s === 401)).to.have.length(3);
+      expect(statuses.slice(3).every((s) => s === 429)).to.equal(true);
+      expect((await from('2001:db8:aa:bc::1')).status).to.equal(401);
+    });
+
+    it('counts an attempt when it starts: many slow wrong requests at once get no more than the limit of 401s', async function () {
+      this.timeout(20_000);
+      const limited = await appWith({ AUTH_FAILURE_LIMIT: '5' });
+      const server = createServer(limited.callback);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      try {
+        const wrongSignature = () => `t=${now()},v1=${'0'.repeat(64)}`;
+        const slow = (credential: string) =>
+          new Promise<number>((resolve, reject) => {
+            const socket = connect(port, '127.0.0.1');
+            let answer = '';
+            socket.setEncoding('utf8');
+            socket.on('data', (chunk) => {
+              answer += chunk;
+            });
+            socket.on('error', reject);
+            socket.on('close', () => resolve(Number(/^HTTP\/1\.1 (\d+)/.exec(answer)?.[1] ?? 0)));
+            socket.write(
+              `POST /cron/echo HTTP/1.1\r\nHost: x\r\n${credential}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n`,
+            );
+            setTimeout(() => socket.writable && socket.end('{}'), 1500);
+          });
+        const statuses = await Promise.all([
+          ...Array.from({ length: 20 }, () => slow('X-Cron-Secret: wrong')),
+          ...Array.from({ length: 20 }, () => slow(`X-Cron-Signature: ${wrongSignature()}`)),
+        ]);
+        expect(statuses.filter((s) => s === 401).length, statuses.join(' ')).to.be.at.most(5);
+        expect(statuses.filter((s) => s === 429).length, statuses.join(' ')).to.be.at.least(35);
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
+    it('refuses a wrong secret before reading the body, and closes the connection', async () => {
+      const server = createServer(app.callback);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      try {
+        const started = Date.now();
+        const answer = await new Promise<string>((resolve, reject) => {
+          const socket = connect(port, '127.0.0.1');
+          let text = '';
+          socket.setEncoding('utf8');
+          socket.on('data', (chunk) => {
+            text += chunk;
+          });
+          socket.on('error', reject);
+          socket.on('close', () => resolve(text));
+          // A body announced and never sent: only answering from the headers ends this.
+          socket.write(
+            'POST /cron/echo HTTP/1.1\r\nHost: x\r\nX-Cron-Secret: wrong\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n{',
+          );
+          setTimeout(() => socket.destroy(), 5_000);
+        });
+        expect(answer).to.match(/^HTTP\/1\.1 401 /);
+        expect(answer).to.match(/\r\nConnection: close\r\n/i);
+        expect(Date.now() - started).to.be.below(2_000);
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
+    it('counts a signed request whose body does not decode as a failed attempt', async () => {
+      const limited = await appWith({ AUTH_FAILURE_LIMIT: '2' });
+      for (let i = 0; i < 2; i++) {
+        const res = await request(limited.callback)
+          .post('/cron/echo')
+          .set('Content-Type', 'application/json')
+          .set('Content-Encoding', 'gzip')
+          .set('X-Cron-Signature', `t=${now()},v1=${'0'.repeat(64)}`)
+          .send('{"not":"gzip"}');
+        expect(res.status).to.equal(400);
+        expect(res.body.code).to.equal('BAD_REQUEST');
+      }
+      expect((await request(limited.callback).get('/cron')).status).to.equal(429);
     });
 
     it('never counts requests that present the right secret', async () => {

@@ -90,6 +90,39 @@ describe('HTTP: GET /metrics', () => {
     }
   });
 
+  it('reads the run history once for any number of scrapes within a few seconds', async () => {
+    let reads = 0;
+    const metrics = new Metrics({
+      tasks: async () => {
+        reads++;
+        return [];
+      },
+    });
+    const logger = createLogger({ level: 'silent', pretty: false });
+    const callback = createApp({ db: db.sql, logger, metrics }).callback();
+    for (let i = 0; i < 20; i++) expect((await request(callback).get('/metrics')).status).to.equal(200);
+    expect(reads).to.equal(1);
+  });
+
+  it('in production, serves /metrics only behind METRICS_TOKEN', async () => {
+    const production = { NODE_ENV: 'production', DATABASE_URL: 'postgres://unused.example/db' };
+    const open = await buildApp(db.sql, production);
+    const guarded = await buildApp(db.sql, { ...production, METRICS_TOKEN: TOKEN });
+    try {
+      const none = await request(open.callback).get('/metrics');
+      expect(none.status).to.equal(404);
+      expect(none.body.code).to.equal('NOT_FOUND');
+      expect(none.text).not.to.contain('taskgate_');
+      expect((await request(guarded.callback).get('/metrics')).status).to.equal(401);
+      const ok = await request(guarded.callback).get('/metrics').set('Authorization', `Bearer ${TOKEN}`);
+      expect(ok.status).to.equal(200);
+      expect(ok.text).to.contain('taskgate_runs_total');
+    } finally {
+      await open.close();
+      await guarded.close();
+    }
+  });
+
   it('still answers, without per-task gauges, when the run history cannot be read', async () => {
     const metrics = new Metrics({ tasks: () => Promise.reject(new Error('database down')) });
     const logger = createLogger({ level: 'silent', pretty: false });

@@ -54,7 +54,8 @@ export async function buildApp(db: Db, env: Record<string, string | undefined> =
   const logs = new LogCapture();
   const logger = createLogger({ level: 'trace', pretty: false, destination: logs });
   const registry = await loadRegistry(HTTP_TASKS_DIR);
-  const metrics = new Metrics();
+  // Tests read back what they have just written: no caching here (it has a test of its own).
+  const metrics = new Metrics({ tasksCacheMs: 0 });
   const runner = new Runner({ db, registry, logger, config, listeners: [metrics.runListener], pollMs: 50 });
   const app = createApp({ db, logger, config, registry, runner, metrics });
   return {

@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import request from 'supertest';
 import { buildApp, SECRET, type TestApp } from './http-support.js';
@@ -233,6 +234,45 @@ describe('HTTP: POST /cron/:task and the run routes', () => {
       expect(res.status, id).to.equal(404);
       expect(res.body.code).to.equal('RUN_NOT_FOUND');
     }
+  });
+
+  it('answers 404 RUN_NOT_FOUND to a run id shaped like a UUID but not one, without asking PostgreSQL', async () => {
+    const lines = app.logs.chunks.length;
+    for (const id of ['-'.repeat(36), '0000000g-0000-4000-8000-000000000000', `${'a'.repeat(36)}`]) {
+      const res = await get(`/cron/runs/${id}`);
+      expect(res.status, id).to.equal(404);
+      expect(res.body.code).to.equal('RUN_NOT_FOUND');
+    }
+    const logged = app.logs.chunks.slice(lines).join('');
+    expect(logged).not.to.match(/"level":50|select|invalid input syntax/i);
+  });
+
+  it('answers 400 BAD_REQUEST to a body that does not decode as its Content-Encoding says', async () => {
+    const lines = app.logs.chunks.length;
+    for (const encoding of ['gzip', 'deflate', 'br']) {
+      const res = await post('/cron/echo')
+        .set('Content-Type', 'application/json')
+        .set('Content-Encoding', encoding)
+        .send('{"count": 1} but not compressed');
+      expect(res.status, encoding).to.equal(400);
+      expect(res.body.code, encoding).to.equal('BAD_REQUEST');
+      expect(res.text).not.to.match(/\bat \w|zlib|Z_DATA_ERROR/i);
+    }
+    const compressed = await post('/cron/echo')
+      .set('Content-Type', 'application/json')
+      .set('Content-Encoding', 'gzip')
+      // As bytes: superagent would otherwise send a Buffer's JSON form.
+      .serialize((bytes) => bytes)
+      .send(gzipSync('{"count":3}'));
+    expect(compressed.status, JSON.stringify(compressed.body)).to.equal(200);
+    expect(compressed.body.result).to.include({ count: 3 });
+    const unknown = await post('/cron/echo')
+      .set('Content-Type', 'application/json')
+      .set('Content-Encoding', 'x-unknown')
+      .send('{}');
+    expect(unknown.status).to.equal(415);
+    expect(unknown.body.code).to.equal('UNSUPPORTED_MEDIA_TYPE');
+    expect(app.logs.chunks.slice(lines).join('')).not.to.match(/"level":50/);
   });
 
   it('lists the run history filtered by task and limited, newest first', async () => {

@@ -98,7 +98,9 @@ describe('taskgate status', () => {
     });
 
     it('exits 2 when the remote refuses the secret', async () => {
-      const refused = await runCli(['status', '--url', url], { CRON_SECRET_KEY: 'x'.repeat(40) });
+      const refused = await runCli(['status', '--url', url], {
+        CRON_SECRET_KEY: '5c0d7e2a9b41f36e8d05a7c3b9e14f2d6a8c0e3b',
+      });
       expect(refused.code).to.equal(2);
       expect(refused.stderr).to.include('missing or invalid credentials');
     });

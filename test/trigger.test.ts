@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { TriggerClient, triggerRemote } from '../src/client.js';
-import { matchingDigest, parseSignature } from '../src/http/signature.js';
+import { parseSignature, verifySignature } from '../src/http/signature.js';
 import { runCli } from './support/cli.js';
 import { freePort, type SeenRequest, type StubAnswer, stubServer } from './support/stub-server.js';
 
@@ -145,6 +145,76 @@ describe('the trigger client', () => {
     }
   });
 
+  it('sends no credentials with /readyz probes, signed or not', async () => {
+    for (const sign of [false, true]) {
+      const server = await stubServer((req) => (req.path === '/readyz' ? healthy : ok()));
+      try {
+        const result = await triggerRemote({
+          baseUrl: server.url,
+          secret: SECRET,
+          task: 'noop',
+          sign,
+          ...FAST,
+        });
+        expect(result.error).to.equal(null);
+        const probes = server.seen.filter((r) => r.path === '/readyz');
+        expect(probes).to.have.length(1);
+        expect(probes[0]!.headers).not.to.have.any.keys('x-cron-secret', 'x-cron-signature', 'authorization');
+      } finally {
+        await server.close();
+      }
+    }
+  });
+
+  it('never follows a Location on another origin with the secret, and says why it stopped', async () => {
+    const elsewhere = await stubServer(() => ({ status: 200, body: { run: { status: 'succeeded' } } }));
+    const server = await stubServer((req) => {
+      if (req.path === '/readyz') return healthy;
+      return {
+        status: 202,
+        headers: { Location: `${elsewhere.url}/cron/runs/${RUN_ID}` },
+        body: { status: 'accepted', task: 'slow', runId: RUN_ID },
+      };
+    });
+    try {
+      const failure = await triggerRemote({
+        baseUrl: server.url,
+        secret: SECRET,
+        task: 'slow',
+        ...FAST,
+      }).then(
+        () => null,
+        (error: Error) => error,
+      );
+      expect(elsewhere.seen).to.deep.equal([]);
+      expect(failure?.message).to.match(/another origin/);
+    } finally {
+      await server.close();
+      await elsewhere.close();
+    }
+  });
+
+  it('follows an absolute Location on its own origin', async () => {
+    const server = await stubServer((req) => {
+      if (req.path === '/readyz') return healthy;
+      if (req.method === 'POST') {
+        return {
+          status: 202,
+          headers: { Location: `${server.url}/cron/runs/${RUN_ID}` },
+          body: { runId: RUN_ID },
+        };
+      }
+      return { status: 200, body: { run: { id: RUN_ID, task: 'slow', status: 'succeeded' } } };
+    });
+    try {
+      const result = await triggerRemote({ baseUrl: server.url, secret: SECRET, task: 'slow', ...FAST });
+      expect(result.error).to.equal(null);
+      expect(server.seen.at(-1)!.headers['x-cron-secret']).to.equal(SECRET);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('reports a followed run that failed as TASK_FAILED (exit 1)', async () => {
     const server = await stubServer((req) => {
       if (req.path === '/readyz') return healthy;
@@ -255,9 +325,9 @@ describe('the trigger client', () => {
         expect(req.headers['x-cron-secret']).to.equal(undefined);
         const parsed = parseSignature(String(req.headers['x-cron-signature']));
         expect(parsed).to.not.equal(null);
-        expect(matchingDigest(parsed!, { method: 'POST', path: req.path, body: req.body }, [SECRET])).to.be.a(
-          'string',
-        );
+        expect(
+          verifySignature(parsed!, { method: 'POST', path: req.path, body: req.body }, [SECRET]),
+        ).to.equal(true);
       }
       expect(sent[0]!.headers['x-cron-signature']).to.not.equal(sent[1]!.headers['x-cron-signature']);
     } finally {

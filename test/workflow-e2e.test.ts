@@ -18,7 +18,13 @@ import {
 } from './support/actions.js';
 import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { type ProxyAction, proxyServer, type SeenRequest, type StubServer } from './support/stub-server.js';
+import {
+  type ProxyAction,
+  proxyServer,
+  type SeenRequest,
+  type StubServer,
+  stubServer,
+} from './support/stub-server.js';
 
 const E2E_TASKS = fileURLToPath(new URL('./fixtures/tasks-e2e/', import.meta.url));
 const SECRET = 'e2e-secret-0123456789abcdefghijklmnopqrstu';
@@ -199,6 +205,47 @@ describe('the scheduler workflow against a running taskgate', () => {
     const unset = await workflowRun(github, url, { vars: {} });
     expect(unset.jobs.hourly!.ok).to.equal(false);
     expect(unset.jobs.hourly!.log).to.include('::error::TASKGATE_URL is not set');
+    expect(await runsOf('hourly')).to.have.length(0);
+  });
+
+  it('does not follow a Location on another origin, so the secret goes nowhere else', async () => {
+    const elsewhere = await stubServer(() => ({ status: 200, body: { run: { status: 'succeeded' } } }));
+    try {
+      const url = await host((request) =>
+        request.method === 'POST'
+          ? {
+              status: 202,
+              headers: { Location: `${elsewhere.url}/cron/runs/00000000-0000-4000-8000-000000000000` },
+              body: { status: 'accepted', runId: '00000000-0000-4000-8000-000000000000' },
+            }
+          : 'forward',
+      );
+      const inputs = { task: 'hourly', dry_run: false, params: '{}' };
+      const { jobs } = await workflowRun(githubContext({ name: 'workflow_dispatch', inputs }), url, {
+        inputs,
+      });
+      expect(jobs.hourly!.ok).to.equal(false);
+      expect(jobs.hourly!.log).to.include('::error::taskgate answered with a Location on another origin');
+      expect(elsewhere.seen).to.deep.equal([]);
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
+  it('escapes dispatch params and taskgate answers before they reach a workflow command', async () => {
+    const url = await host();
+    const inputs = {
+      task: 'hourly',
+      dry_run: false,
+      params: 'nope\n::warning::injected 100%\r\n::add-mask::x',
+    };
+    const { jobs } = await workflowRun(githubContext({ name: 'workflow_dispatch', inputs }), url, { inputs });
+    expect(jobs.hourly!.ok).to.equal(false);
+    const lines = jobs.hourly!.log.split(/\r?\n|\r/);
+    expect(lines.filter((line) => /^::(warning|add-mask)::/.test(line))).to.deep.equal([]);
+    expect(jobs.hourly!.log).to.include(
+      '::error::params must be a JSON object, not: nope%0A::warning::injected 100%25%0D%0A::add-mask::x',
+    );
     expect(await runsOf('hourly')).to.have.length(0);
   });
 

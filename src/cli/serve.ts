@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { taskCatalog } from '../catalog.js';
 import { createApp } from '../http/app.js';
+import { applyServerLimits } from '../http/serverLimits.js';
 import { Metrics } from '../metrics.js';
 import { createMonitoring } from '../monitoring.js';
 import { openServices } from '../service.js';
@@ -47,7 +48,7 @@ export async function serve(): Promise<void> {
   sweeper.unref();
   const app = createApp({ ...services, metrics });
   const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(config.port, config.host, () => resolve(s)).once('error', reject);
+    const s = applyServerLimits(app.listen(config.port, config.host, () => resolve(s))).once('error', reject);
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import Koa, { type Middleware } from 'koa';
+import Koa, { type Context } from 'koa';
 import type { Config } from '../config.js';
 import { checkDatabase } from '../db/health.js';
 import { type Db, RETRY_AFTER_SECONDS } from '../db/sql.js';
@@ -7,7 +7,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Registry } from '../registry.js';
 import type { Runner } from '../runner.js';
-import { authenticate, UNAUTHORIZED } from './auth.js';
+import { authenticate, bearerToken, credentialHeaders, refuse } from './auth.js';
 import { addCronRoutes } from './cron.js';
 import { errorHandler } from './errors.js';
 import { FailedAuthLimiter } from './limiter.js';
@@ -44,25 +44,23 @@ function trustProxy(app: Koa, hops: number): void {
   app.maxIpsCount = hops;
 }
 
-/** GET /metrics, asking for METRICS_TOKEN as a bearer token when one is set. */
-function metricsRoute(metrics: Metrics, token: string | undefined, limiter: FailedAuthLimiter | null) {
+/**
+ * GET /metrics, asking for METRICS_TOKEN as a bearer token when one is set. Wrong tokens are
+ * counted by a limiter of their own, so that they never block /cron.
+ */
+function metricsRoute(metrics: Metrics, token: string | undefined, limiter: FailedAuthLimiter) {
   const tokens = token ? new SecretSet([token]) : null;
-  const handlers: Middleware[] = [];
-  if (tokens && limiter) handlers.push(limiter.gate());
-  handlers.push(async (ctx) => {
+  return async (ctx: Context) => {
     if (tokens) {
-      const bearer = /^Bearer +(\S+) *$/i.exec(ctx.get('authorization'));
-      if (!bearer || !tokens.matches(bearer[1]!)) {
-        await limiter?.recordFailure(ctx.ip);
-        ctx.state.refused = 'wrong metrics token';
-        ctx.set('WWW-Authenticate', 'Bearer realm="taskgate metrics"');
-        throw UNAUTHORIZED;
+      const headers = credentialHeaders(ctx);
+      const bearer = headers?.authorization === undefined ? null : bearerToken(headers.authorization);
+      if (!bearer || !tokens.matches(bearer)) {
+        refuse(ctx, limiter, limiter.start(ctx.ip), 'wrong metrics token', 'taskgate metrics');
       }
     }
     ctx.type = metrics.contentType;
     ctx.body = await metrics.text();
-  });
-  return handlers;
+  };
 }
 
 /** Builds the Koa app without listening: `serve` listens, tests use supertest. */
@@ -92,28 +90,29 @@ export function createApp(deps: AppDeps): Koa {
     ctx.body = { status: 'error', code: 'DATABASE_UNAVAILABLE', message: 'the database is not reachable' };
   });
 
-  let limiter: FailedAuthLimiter | null = null;
+  const limits = {
+    limit: config?.http.authFailureLimit ?? 10,
+    windowSeconds: config?.http.authFailureWindowSeconds ?? 900,
+  };
   if (config && registry && runner) {
     trustProxy(app, config.http.trustProxyHops);
-    limiter = new FailedAuthLimiter({
-      limit: config.http.authFailureLimit,
-      windowSeconds: config.http.authFailureWindowSeconds,
-    });
     addCronRoutes(
       router,
       { db: deps.db, config, registry, runner },
-      {
-        gate: limiter.gate(),
-        authenticate: authenticate({
-          secrets: new SecretSet(config.secrets),
-          limiter,
-          seen: new SeenSignatures(deps.db),
-          toleranceSeconds: config.http.signatureToleranceSeconds,
-        }),
-      },
+      authenticate({
+        secrets: new SecretSet(config.secrets),
+        limiter: new FailedAuthLimiter(limits),
+        seen: new SeenSignatures(deps.db),
+        toleranceSeconds: config.http.signatureToleranceSeconds,
+      }),
     );
   }
-  if (metrics) router.get('/metrics', ...metricsRoute(metrics, config?.http.metricsToken, limiter));
+  // In production /metrics is served only behind METRICS_TOKEN: its task names, counts and
+  // last successes are for the operator, and each scrape costs a database read.
+  const metricsToken = config?.http.metricsToken;
+  if (metrics && (metricsToken || config?.env !== 'production')) {
+    router.get('/metrics', metricsRoute(metrics, metricsToken, new FailedAuthLimiter(limits)));
+  }
 
   app.use(requestLog(deps.logger, metrics));
   app.use(errorHandler());

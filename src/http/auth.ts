@@ -1,9 +1,9 @@
 import type { Context, Middleware } from 'koa';
 import { TaskgateError } from '../errors.js';
-import type { FailedAuthLimiter } from './limiter.js';
+import type { Attempt, FailedAuthLimiter } from './limiter.js';
 import type { SecretSet } from './secrets.js';
 import type { SeenSignatures } from './seenSignatures.js';
-import { matchingDigest, parseSignature } from './signature.js';
+import { type ParsedSignature, parseSignature, requestId, verifySignature } from './signature.js';
 
 export interface AuthOptions {
   secrets: SecretSet;
@@ -18,6 +18,7 @@ export interface AuthOptions {
 type Refusal =
   | 'no secret configured'
   | 'no credentials'
+  | 'ambiguous credentials'
   | 'wrong secret'
   | 'malformed authorization'
   | 'malformed signature'
@@ -34,63 +35,129 @@ export const UNAUTHORIZED = Object.freeze(
   new TaskgateError('UNAUTHORIZED', 'missing or invalid credentials'),
 );
 
-const header = (ctx: Context, name: string): string | undefined => {
-  const value = ctx.req.headers[name];
-  return Array.isArray(value) ? value.join(', ') : value;
-};
+/** The headers that carry credentials; each may be sent once. */
+const CREDENTIAL_HEADERS = ['authorization', 'x-cron-secret', 'x-cron-signature'] as const;
+
+/**
+ * The credential headers, or null when one is sent twice: Node keeps the first Authorization and
+ * joins the others with commas, so a repeated header would be read in a way the caller may not
+ * mean. Ambiguous credentials are refused.
+ */
+export function credentialHeaders(
+  ctx: Context,
+): Record<(typeof CREDENTIAL_HEADERS)[number], string | undefined> | null {
+  const distinct = ctx.req.headersDistinct;
+  const found = {
+    authorization: undefined,
+    'x-cron-secret': undefined,
+    'x-cron-signature': undefined,
+  } as Record<(typeof CREDENTIAL_HEADERS)[number], string | undefined>;
+  for (const name of CREDENTIAL_HEADERS) {
+    const values = distinct[name];
+    if (!values) continue;
+    if (values.length !== 1) return null;
+    found[name] = values[0];
+  }
+  return found;
+}
+
+const BEARER = /^Bearer +(\S+) *$/i;
+
+/** The token of `Authorization: Bearer <token>`, or null for any other shape. */
+export function bearerToken(authorization: string): string | null {
+  return BEARER.exec(authorization)?.[1] ?? null;
+}
+
+/**
+ * Ends a refused request: 401 (or 429 when the address is blocked), WWW-Authenticate, and the
+ * connection closed so that a body the caller is still sending holds nothing.
+ */
+export function refuse(
+  ctx: Context,
+  limiter: FailedAuthLimiter,
+  attempt: Attempt,
+  reason: string,
+  realm: string,
+): never {
+  ctx.state.refused = reason;
+  ctx.set('Connection', 'close');
+  ctx.set('WWW-Authenticate', `Bearer realm="${realm}"`);
+  throw limiter.refuse(ctx, attempt, UNAUTHORIZED);
+}
+
+interface PendingSignature {
+  parsed: ParsedSignature;
+  attempt: Attempt;
+}
 
 /**
  * Lets a request through only with valid credentials: `X-Cron-Secret`, `Authorization: Bearer`,
  * or `X-Cron-Signature`. Every credential presented must be valid and at least one must be
- * presented; anything else is 401, and counts as a failure for the caller's address. Runs before
- * the route looks anything up, so nothing about tasks or runs is told to a caller without them.
+ * presented; anything else is 401 (429 once the address has failed too often). Runs before the
+ * route looks anything up, so nothing about tasks or runs is told to a caller without them.
+ *
+ * Two steps, with the body read between them: `beforeBody` decides everything the headers can
+ * (a secret, a bearer token, a malformed or stale signature) before a byte of body is read; only
+ * a signature, which covers the body, waits for `afterBody`. Its attempt is counted as it starts
+ * and given back when the signature is good.
  */
-export function authenticate(options: AuthOptions): Middleware {
+export function authenticate(options: AuthOptions): { beforeBody: Middleware; afterBody: Middleware } {
   const now = options.now ?? (() => Date.now());
+  const { limiter, secrets } = options;
 
-  async function refusal(ctx: Context): Promise<Refusal | null> {
-    if (options.secrets.empty) return 'no secret configured';
-    const secret = header(ctx, 'x-cron-secret');
-    const authorization = header(ctx, 'authorization');
-    const signature = header(ctx, 'x-cron-signature');
+  function fromHeaders(ctx: Context): Refusal | ParsedSignature | null {
+    if (secrets.empty) return 'no secret configured';
+    const headers = credentialHeaders(ctx);
+    if (!headers) return 'ambiguous credentials';
+    const { 'x-cron-secret': secret, authorization, 'x-cron-signature': signature } = headers;
     if (secret === undefined && authorization === undefined && signature === undefined) {
       return 'no credentials';
     }
-    if (secret !== undefined && !options.secrets.matches(secret.trim())) return 'wrong secret';
+    if (secret !== undefined && !secrets.matches(secret.trim())) return 'wrong secret';
     if (authorization !== undefined) {
-      const bearer = /^Bearer +(\S+) *$/i.exec(authorization);
-      if (!bearer) return 'malformed authorization';
-      if (!options.secrets.matches(bearer[1]!)) return 'wrong secret';
+      const token = bearerToken(authorization);
+      if (token === null) return 'malformed authorization';
+      if (!secrets.matches(token)) return 'wrong secret';
     }
-    if (signature !== undefined) {
-      const parsed = parseSignature(signature);
-      if (!parsed) return 'malformed signature';
-      const nowSeconds = now() / 1000;
-      if (Math.abs(nowSeconds - parsed.timestamp) > options.toleranceSeconds) {
-        return 'signature outside tolerance';
-      }
-      const request = {
-        method: ctx.method,
-        path: ctx.originalUrl,
-        body: (ctx.request as { rawBody?: string }).rawBody ?? '',
-      };
-      const digest = matchingDigest(parsed, request, options.secrets.secrets);
-      if (!digest) return 'wrong signature';
-      // Checked last, after the HMAC: only genuine signatures ever reach the database.
-      const expiresAt = new Date((parsed.timestamp + options.toleranceSeconds) * 1000);
-      if (!options.seen || !(await options.seen.remember(digest, expiresAt))) return 'replayed signature';
+    if (signature === undefined) return null;
+    const parsed = parseSignature(signature);
+    if (!parsed) return 'malformed signature';
+    if (Math.abs(now() / 1000 - parsed.timestamp) > options.toleranceSeconds) {
+      return 'signature outside tolerance';
     }
-    return null;
+    return parsed;
   }
 
-  return async (ctx, next) => {
-    const reason = await refusal(ctx);
-    if (reason) {
-      await options.limiter.recordFailure(ctx.ip);
-      ctx.state.refused = reason;
-      ctx.set('WWW-Authenticate', 'Bearer realm="taskgate"');
-      throw UNAUTHORIZED;
-    }
+  const beforeBody: Middleware = async (ctx, next) => {
+    const verdict = fromHeaders(ctx);
+    if (verdict === null) return next();
+    const attempt = limiter.start(ctx.ip);
+    if (typeof verdict === 'string') refuse(ctx, limiter, attempt, verdict, 'taskgate');
+    ctx.state.pendingSignature = { parsed: verdict, attempt } satisfies PendingSignature;
     await next();
   };
+
+  const afterBody: Middleware = async (ctx, next) => {
+    const pending = ctx.state.pendingSignature as PendingSignature | undefined;
+    if (!pending) return next();
+    const request = {
+      method: ctx.method,
+      path: ctx.originalUrl,
+      body: (ctx.request as { rawBody?: string }).rawBody ?? '',
+    };
+    if (!verifySignature(pending.parsed, request, secrets.secrets)) {
+      refuse(ctx, limiter, pending.attempt, 'wrong signature', 'taskgate');
+    }
+    // Checked last, after the HMAC: only genuine requests ever reach the database. What is
+    // recorded is the signed request itself, so that it is accepted once whichever of the
+    // secrets' digests it carries.
+    const expiresAt = new Date((pending.parsed.timestamp + options.toleranceSeconds) * 1000);
+    const first =
+      options.seen && (await options.seen.remember(requestId(pending.parsed, request), expiresAt));
+    if (!first) refuse(ctx, limiter, pending.attempt, 'replayed signature', 'taskgate');
+    limiter.succeeded(pending.attempt);
+    await next();
+  };
+
+  return { beforeBody, afterBody };
 }

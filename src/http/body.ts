@@ -7,6 +7,8 @@ export const BODY_LIMIT_BYTES = 16 * 1024;
 
 interface BodyError {
   status?: number;
+  /** zlib's, when a compressed body does not decompress: Z_DATA_ERROR, Z_BUF_ERROR, ERR__ERROR_FORMAT_… (brotli) */
+  code?: string;
   type?: string;
   body?: unknown;
   message?: string;
@@ -22,6 +24,9 @@ function bodyError(error: BodyError): TaskgateError | BodyError {
         limitBytes: BODY_LIMIT_BYTES,
       },
     );
+  }
+  if (typeof error.code === 'string' && /^(Z_|ERR__|ERR_ZLIB|ERR_BROTLI)/.test(error.code)) {
+    return new TaskgateError('BAD_REQUEST', 'the request body does not decode as its Content-Encoding says');
   }
   if (error.status === 415) {
     return new TaskgateError('UNSUPPORTED_MEDIA_TYPE', 'the request body must be JSON in UTF-8');

@@ -35,18 +35,23 @@ const runsQuery = z.strictObject({
 });
 
 export interface Guard {
-  /** The failed-auth limiter: a blocked address is turned away before anything else. */
-  gate: Middleware;
-  authenticate: Middleware;
+  /** Checks what the headers carry, before any body is read (see authenticate). */
+  beforeBody: Middleware;
+  /** Checks a signature, which covers the body. */
+  afterBody: Middleware;
 }
+
+/** A run id as taskgate makes them; anything else is no run, and is never sent to PostgreSQL. */
+const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The routes behind the secret. Nothing is looked up before the guard has let the request
- * through; on POST routes the body is read between the two, because a signature covers it.
+ * through; on POST routes the body is read after the headers are checked and before a
+ * signature is, because a signature covers it.
  */
-export function addCronRoutes(router: Router, deps: CronDeps, { gate, authenticate }: Guard): void {
-  const guard = [gate, authenticate];
-  const postGuard = [gate, jsonBody(), authenticate];
+export function addCronRoutes(router: Router, deps: CronDeps, { beforeBody, afterBody }: Guard): void {
+  const guard = [beforeBody, afterBody];
+  const postGuard = [beforeBody, jsonBody(), afterBody];
 
   router.get('/cron', ...guard, async (ctx) => {
     const tasks = await taskCatalog(deps.registry, deps.db, new Date());
@@ -69,7 +74,8 @@ export function addCronRoutes(router: Router, deps: CronDeps, { gate, authentica
   });
 
   router.get('/cron/runs/:id', ...guard, async (ctx) => {
-    const run = await findRun(deps.db, ctx.params.id!);
+    const id = ctx.params.id!;
+    const run = RUN_ID.test(id) ? await findRun(deps.db, id) : null;
     if (!run) throw new TaskgateError('RUN_NOT_FOUND', `no run with id ${ctx.params.id}`);
     ctx.body = { status: 'success', run };
   });

@@ -1,11 +1,21 @@
-import type { Middleware } from 'koa';
-import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { isIPv4, isIPv6 } from 'node:net';
+import type { Context } from 'koa';
+import { LRUCache } from 'lru-cache';
 import { TaskgateError } from '../errors.js';
 
+/**
+ * How many addresses the limiter remembers at most. A few hundred bytes each (see the
+ * limiter test), so about 2 MB at the cap whatever a flood of forged or rotating addresses.
+ */
+export const MAX_TRACKED_ADDRESSES = 10_000;
+
 export interface FailedAuthLimiterOptions {
-  /** Failures one address may make per window; the next request is answered 429. */
+  /** Failed attempts one address may make per window; after that it is answered 429. */
   limit: number;
   windowSeconds: number;
+  /** The least recently seen address is forgotten first beyond this many (default MAX_TRACKED_ADDRESSES). */
+  maxAddresses?: number;
+  now?: () => number;
 }
 
 /** Made once: a blocked address may send a flood, and each answer should cost next to nothing. */
@@ -16,41 +26,122 @@ const TOO_MANY_REQUESTS = Object.freeze(
   ),
 );
 
+interface Entry {
+  attempts: number;
+  /** When the window that started with the first counted attempt ends (ms). */
+  resetAt: number;
+}
+
+/** An attempt counted when it started, before its outcome is known. */
+export interface Attempt {
+  key: string;
+  /** Seconds the address was blocked for when the attempt started; 0 when it was not. */
+  blockedFor: number;
+  resetAt: number;
+}
+
+/** Expands an IPv6 address to its eight groups, or null. */
+function ipv6Groups(address: string): number[] | null {
+  const halves = address.split('::');
+  if (halves.length > 2) return null;
+  const parse = (part: string) =>
+    part === '' ? [] : part.split(':').map((group) => Number.parseInt(group, 16));
+  const head = parse(halves[0]!);
+  const tail = halves.length === 2 ? parse(halves[1]!) : [];
+  const groups =
+    halves.length === 2 ? [...head, ...new Array(8 - head.length - tail.length).fill(0), ...tail] : head;
+  return groups.length === 8 && groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff)
+    ? groups
+    : null;
+}
+
 /**
- * Counts failed authentications by client address and turns an address away with 429 once it has
- * failed `limit` times in the window. Only failures are counted, so a caller that presents the
- * right secret is never slowed, however often it calls.
+ * The key an address is counted under. One IPv6 host usually holds a whole /64 (SLAAC, privacy
+ * addresses), so IPv6 addresses are counted by their /64; IPv4 (also IPv4-mapped IPv6) by the
+ * address itself.
+ */
+export function limiterKey(address: string): string {
+  const plain = address.replace(/%.*$/, '');
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(plain);
+  if (mapped && isIPv4(mapped[1]!)) return mapped[1]!;
+  if (isIPv6(plain)) {
+    const groups = ipv6Groups(plain);
+    if (groups)
+      return `${groups
+        .slice(0, 4)
+        .map((g) => g.toString(16))
+        .join(':')}::/64`;
+  }
+  return plain;
+}
+
+/**
+ * Counts failed authentications by client address (IPv6 by /64) and answers 429 to an address
+ * that has failed `limit` times in its window, for the rest of that window. It only ever refuses
+ * requests that fail: whoever presents a valid credential is let through, blocked address or
+ * not, so a flood of bad requests from the scheduler's own address (a shared proxy) cannot
+ * stop the scheduler.
  *
- * In memory, per process: a failed request never costs a database write (which would let a flood
- * of bad requests load PostgreSQL), at the price of each replica counting on its own.
+ * An attempt whose outcome waits on its body (a signature) is counted when it starts and given
+ * back if it succeeds, so that many slow attempts at once cannot all get past the check.
+ *
+ * In memory, per process, in a least-recently-used map of at most `maxAddresses` entries: a failed
+ * request never costs a database write, and memory stays bounded however many addresses call.
+ * The price: each replica counts on its own, and a caller with more addresses than the cap can
+ * push its own out (it still has to guess a 128-bit secret).
  */
 export class FailedAuthLimiter {
-  private readonly limiter: RateLimiterMemory;
+  private readonly entries: LRUCache<string, Entry>;
+  private readonly now: () => number;
+  private readonly windowMs: number;
 
   constructor(private readonly options: FailedAuthLimiterOptions) {
-    this.limiter = new RateLimiterMemory({ points: options.limit, duration: options.windowSeconds });
+    this.entries = new LRUCache({ max: options.maxAddresses ?? MAX_TRACKED_ADDRESSES });
+    this.now = options.now ?? Date.now;
+    this.windowMs = options.windowSeconds * 1000;
   }
 
-  /** Seconds until the address may try again, or 0 when it may now. */
-  async retryAfter(address: string): Promise<number> {
-    const state = await this.limiter.get(address);
-    if (!state || state.consumedPoints < this.options.limit) return 0;
-    return Math.max(1, Math.ceil(state.msBeforeNext / 1000));
+  /** How many addresses (or /64s) are remembered now. */
+  get size(): number {
+    return this.entries.size;
   }
 
-  async recordFailure(address: string): Promise<void> {
-    await this.limiter.penalty(address, 1);
+  /** Counts an attempt as it starts; synchronous, so concurrent attempts are counted in turn. */
+  start(address: string): Attempt {
+    const key = limiterKey(address);
+    const now = this.now();
+    let entry = this.entries.get(key);
+    if (!entry || entry.resetAt <= now) {
+      entry = { attempts: 0, resetAt: now + this.windowMs };
+      this.entries.set(key, entry);
+    }
+    const blockedFor =
+      entry.attempts >= this.options.limit ? Math.max(1, Math.ceil((entry.resetAt - now) / 1000)) : 0;
+    entry.attempts++;
+    return { key, blockedFor, resetAt: entry.resetAt };
   }
 
-  /** First in front of authentication: a blocked address is not even checked. */
-  gate(): Middleware {
-    return async (ctx, next) => {
-      const seconds = await this.retryAfter(ctx.ip);
-      if (seconds > 0) {
-        ctx.set('Retry-After', String(seconds));
-        throw TOO_MANY_REQUESTS;
-      }
-      await next();
-    };
+  /** Gives back an attempt that succeeded. */
+  succeeded(attempt: Attempt): void {
+    const entry = this.entries.peek(attempt.key);
+    if (entry && entry.resetAt === attempt.resetAt && entry.attempts > 0) entry.attempts--;
+  }
+
+  /** Seconds until the address may fail again without 429, or 0 when it may now. */
+  retryAfter(address: string): number {
+    const entry = this.entries.peek(limiterKey(address));
+    const now = this.now();
+    if (!entry || entry.resetAt <= now || entry.attempts < this.options.limit) return 0;
+    return Math.max(1, Math.ceil((entry.resetAt - now) / 1000));
+  }
+
+  /**
+   * The error for an attempt that failed: 429 with Retry-After when the address was already
+   * blocked as it started, else `refusal` (the 401).
+   */
+  refuse(ctx: Context, attempt: Attempt, refusal: TaskgateError): TaskgateError {
+    if (attempt.blockedFor === 0) return refusal;
+    ctx.set('Retry-After', String(attempt.blockedFor));
+    return TOO_MANY_REQUESTS;
   }
 }

@@ -3,16 +3,24 @@ import type { SqlClient } from '../db/sql.js';
 const PRUNE_EVERY_MS = 60_000;
 
 /**
- * The signatures already accepted, kept in PostgreSQL so that a replay is refused by every
+ * The signed requests already accepted, kept in PostgreSQL so that a replay is refused by every
  * replica, not only the one that saw the request first: the primary key decides, and
  * `on conflict do nothing` makes the check and the record one atomic statement.
  */
 export class SeenSignatures {
   private lastPrune = 0;
 
-  constructor(private readonly db: SqlClient) {}
+  /**
+   * `now` is the clock the signature tolerance is checked against: expiries are set and pruned by
+   * it too, never by the database's clock, so that a skew between the two cannot drop an entry
+   * whose request is still inside the tolerance.
+   */
+  constructor(
+    private readonly db: SqlClient,
+    private readonly now: () => number = Date.now,
+  ) {}
 
-  /** Records the signature; false when it was already recorded (a replay). */
+  /** Records the signed request's id; false when it was already recorded (a replay). */
   async remember(signature: string, expiresAt: Date): Promise<boolean> {
     const { rows } = await this.db.query(
       `insert into taskgate.seen_signature (signature, expires_at) values ($1, $2)
@@ -29,12 +37,12 @@ export class SeenSignatures {
    * At most once a minute per process, so the table stays small without a timer to manage.
    */
   private async pruneWhenDue(): Promise<void> {
-    const now = Date.now();
+    const now = this.now();
     if (now - this.lastPrune < PRUNE_EVERY_MS) return;
     this.lastPrune = now;
     // A failed prune costs nothing but table size; the request it rides on was already accepted.
     await this.db
-      .query('delete from taskgate.seen_signature where expires_at < now()')
+      .query('delete from taskgate.seen_signature where expires_at < $1', [new Date(now)])
       .catch(() => undefined);
   }
 }

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
  * Signed mode: `X-Cron-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` where the HMAC, keyed
@@ -61,22 +61,29 @@ export function parseSignature(header: string): ParsedSignature | null {
 }
 
 /**
- * The offered digest that matches one of the secrets, or null. Every pair is compared so the
+ * Whether one of the offered digests matches one of the secrets. Every pair is compared so the
  * time taken does not depend on which matched.
  */
-export function matchingDigest(
+export function verifySignature(
   parsed: ParsedSignature,
   request: SignedRequest,
   secrets: readonly string[],
-): string | null {
+): boolean {
   const payload = signaturePayload(parsed.timestamp, request);
   const expected = secrets.map((secret) => Buffer.from(hmacHex(secret, payload), 'hex'));
-  let found: string | null = null;
+  let found = false;
   for (const digest of parsed.digests) {
     const given = Buffer.from(digest, 'hex');
-    for (const candidate of expected) {
-      if (timingSafeEqual(given, candidate)) found = digest;
-    }
+    for (const candidate of expected) found = timingSafeEqual(given, candidate) || found;
   }
   return found;
+}
+
+/**
+ * What identifies a signed request for the replay check: a hash of what was signed (timestamp,
+ * method, path, body), not of a digest, so that one request carrying several digests (one per
+ * secret during a rotation) is still accepted once, whichever digests a replay keeps.
+ */
+export function requestId(parsed: ParsedSignature, request: SignedRequest): string {
+  return createHash('sha256').update(signaturePayload(parsed.timestamp, request), 'utf8').digest('hex');
 }

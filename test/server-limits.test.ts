@@ -1,0 +1,116 @@
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo, connect, type Socket } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { expect } from 'chai';
+import { applyServerLimits, SERVER_LIMITS } from '../src/http/serverLimits.js';
+import { HTTP_TASKS_DIR, SECRET } from './http-support.js';
+import { type Served, startServe } from './support/cli.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+
+/** A raw connection that records when it was closed. */
+function open(port: number): { socket: Socket; closed: Promise<number>; text: () => string } {
+  const socket = connect(port, '127.0.0.1');
+  let text = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk) => {
+    text += chunk;
+  });
+  socket.on('error', () => undefined);
+  const started = Date.now();
+  const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now() - started)));
+  return { socket, closed, text: () => text };
+}
+
+describe('the HTTP server limits', () => {
+  let server: Server;
+  let port: number;
+
+  afterEach(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  async function listen(limits = SERVER_LIMITS) {
+    server = applyServerLimits(
+      createServer((req, res) => {
+        req.resume();
+        req.on('end', () => res.end('ok'));
+      }),
+      limits,
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  }
+
+  it('are those of a cron gate: 10 s for headers, 30 s for a request, 65 s keep-alive, 1,000 connections', async () => {
+    await listen();
+    expect(server.headersTimeout).to.equal(10_000);
+    expect(server.requestTimeout).to.equal(30_000);
+    expect(server.keepAliveTimeout).to.equal(65_000);
+    expect(server.maxConnections).to.equal(1_000);
+    expect((server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval).to.equal(
+      1_000,
+    );
+  });
+
+  it('cut a client trickling its headers or its body once the time-outs pass, and refuse connections over the cap', async function () {
+    this.timeout(15_000);
+    await listen({
+      headersTimeoutMs: 1_000,
+      requestTimeoutMs: 2_000,
+      keepAliveTimeoutMs: 1_000,
+      maxConnections: 3,
+      checkIntervalMs: 200,
+    });
+    const headers = open(port);
+    const body = open(port);
+    headers.socket.write('POST /cron/x HTTP/1.1\r\nHost: x\r\n');
+    body.socket.write('POST /cron/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n');
+    const trickle = setInterval(() => {
+      if (headers.socket.writable) headers.socket.write('X-A: b\r\n');
+      if (body.socket.writable) body.socket.write('a');
+    }, 100);
+    try {
+      await delay(100);
+      const third = open(port);
+      const fourth = open(port);
+      // The fourth connection is over the cap of three: dropped at once.
+      expect(await Promise.race([fourth.closed, delay(1_000).then(() => -1)])).to.be.at.least(0);
+      third.socket.destroy();
+      const [headersCut, bodyCut] = await Promise.all([headers.closed, body.closed]);
+      expect(headersCut).to.be.within(900, 2_500);
+      expect(bodyCut).to.be.within(1_900, 3_500);
+      expect(headers.text() + body.text()).to.match(/^HTTP\/1\.1 408 /);
+    } finally {
+      clearInterval(trickle);
+    }
+  });
+});
+
+describe('taskgate serve: connection limits', function () {
+  this.timeout(60_000);
+  let db: TestDatabase;
+  let served: Served | undefined;
+
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(async () => {
+    if (served && served.child.exitCode === null) served.child.kill('SIGKILL');
+    await db.drop();
+  });
+
+  it('cuts a client that has not finished its headers within 10 s, with 408', async () => {
+    served = await startServe({ DATABASE_URL: db.url, CRON_SECRET_KEY: SECRET, TASKS_DIR: HTTP_TASKS_DIR });
+    const slow = open(Number(new URL(served.base).port));
+    slow.socket.write('POST /cron/noop HTTP/1.1\r\nHost: x\r\n');
+    const trickle = setInterval(() => slow.socket.writable && slow.socket.write('X-A: b\r\n'), 1_000);
+    try {
+      const cut = await Promise.race([slow.closed, delay(20_000).then(() => -1)]);
+      expect(cut, 'the connection is cut').to.be.within(9_000, 12_500);
+      expect(slow.text()).to.match(/^HTTP\/1\.1 408 /);
+    } finally {
+      clearInterval(trickle);
+    }
+  });
+});
