@@ -298,7 +298,7 @@ describe('run coordination on a real PostgreSQL', function () {
     expect(Date.now() - started).to.be.below(1_500 + 1_000);
     expect((await other.runner.wait(next.run.id)).status).to.equal('succeeded');
     expect((await findRun(db.sql, ghost.run.id))?.status).to.equal('abandoned');
-    await doomed.runner.close(0).catch(() => undefined);
+    await doomed.close().catch(() => undefined);
   });
 
   it('the pool of a quiet replica holds no connection while a run sleeps', async () => {

@@ -29,6 +29,7 @@ describe('migrations', () => {
       'taskgate.incident',
       'taskgate.mikro_orm_migrations',
       'taskgate.seen_signature',
+      'taskgate.task_lease',
       'taskgate.task_run',
     ]);
   });
