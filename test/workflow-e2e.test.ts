@@ -17,7 +17,7 @@ import {
   type Workflow,
 } from './support/actions.js';
 import { runCli } from './support/cli.js';
-import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { createTestDatabase, type TestDatabase, testDb } from './support/database.js';
 import {
   type ProxyAction,
   proxyServer,
@@ -25,6 +25,7 @@ import {
   type StubServer,
   stubServer,
 } from './support/stub-server.js';
+import { startTcpProxy } from './support/tcp-proxy.js';
 
 const E2E_TASKS = fileURLToPath(new URL('./fixtures/tasks-e2e/', import.meta.url));
 const SECRET = 'e2e-secret-0123456789abcdefghijklmnopqrstu';
@@ -127,6 +128,41 @@ describe('the scheduler workflow against a running taskgate', () => {
     expect(jobs.broken!.log).to.include('::error::POST /cron/broken answered 500 TASK_FAILED');
     expect(await runsOf('broken')).to.have.length(1);
     expect(jobs.counted!.log + jobs.broken!.log).to.not.include(SECRET);
+  });
+
+  it('waits out a database that is down for the first seconds of the wake budget and runs each task exactly once', async () => {
+    // A second taskgate on the same database, reached through a TCP path that is cut at first.
+    const path = await startTcpProxy(db.url);
+    const config = loadConfig({ NODE_ENV: 'test', CRON_SECRET_KEY: SECRET, SYNC_WAIT_MS: '500' });
+    const logger = createLogger({ level: 'silent', pretty: false });
+    const sql = testDb(path.url, { queryTimeoutMs: 1_000, connectTimeoutMs: 1_000 });
+    const cutRunner = new Runner({ db: sql, registry, logger, config, pollMs: 20 });
+    const cutServer = await new Promise<Server>((resolve) => {
+      const s = createApp({ db: sql, logger, config, registry, runner: cutRunner }).listen(
+        0,
+        '127.0.0.1',
+        () => resolve(s),
+      );
+    });
+    try {
+      path.cut();
+      setTimeout(() => path.restore(), 3_000);
+      const url = `http://127.0.0.1:${(cutServer.address() as AddressInfo).port}`;
+      const github = githubContext({ name: 'schedule', schedule: '0 0 * * *' });
+      const { jobs } = await workflowRun(github, url);
+      expect(jobs.counted!.ok, jobs.counted!.log).to.equal(true);
+      // The first job to wake the host waited out the outage.
+      expect(jobs.broken!.log + jobs.counted!.log).to.match(/GET \/readyz answered 503/);
+      expect(await runsOf('counted')).to.have.length(1);
+      expect(jobs.broken!.ok).to.equal(false);
+      expect(await runsOf('broken')).to.have.length(1);
+    } finally {
+      cutServer.closeAllConnections();
+      await new Promise((resolve) => cutServer.close(resolve));
+      await cutRunner.close(0);
+      await sql.close();
+      await path.close();
+    }
   });
 
   it('wakes a host that answers 503 for its first seconds and runs the task exactly once', async () => {
