@@ -1,10 +1,10 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createTwoFilesPatch } from 'diff';
 import type { Argv } from 'yargs';
 import { loadRegistry } from '../registry.js';
 import { generateWorkflow, WORKFLOW_PATH } from '../workflow.js';
 import { bootstrap } from './context.js';
-import { unifiedDiff } from './diff.js';
 import { EXIT } from './exit.js';
 
 /** `taskgate workflow`: prints, writes or checks the GitHub Actions workflow made from the registry. */
@@ -46,7 +46,12 @@ export function registerWorkflowCommand(cli: Argv): Argv {
       process.stdout.write(
         committed === null
           ? `${argv.file} does not exist.\n`
-          : unifiedDiff(committed, expected, [`${argv.file} (committed)`, `${argv.file} (from tasks/)`]),
+          : createTwoFilesPatch(
+              `${argv.file} (committed)`,
+              `${argv.file} (from tasks/)`,
+              committed,
+              expected,
+            ),
       );
       process.stderr.write(
         `taskgate: ${argv.file} is out of date with tasks/: run \`npm run -s taskgate -- workflow --write\` and commit it\n`,
