@@ -1,6 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ERROR_CODES, type ErrorCode, TaskgateError } from './errors.js';
+import { runOutcomeError } from './outcome.js';
 
 /**
  * The client side of `POST /cron/<task>`: what `taskgate trigger` (and any scheduler written in
@@ -267,7 +268,10 @@ export class TriggerClient {
     const location = answer.headers.get('location') ?? `/cron/runs/${answer.body?.runId}`;
     this.log(`${this.o.task} is running; following ${location}`);
     const run = await this.follow(location);
-    return { ...result(runFailure(run), run), runId: String(run.id ?? answer.body?.runId ?? '') || null };
+    return {
+      ...result(runOutcomeError(run), run),
+      runId: String(run.id ?? answer.body?.runId ?? '') || null,
+    };
   }
 
   /** Looks at the run until it is no longer running; returns the run record. */
@@ -299,15 +303,6 @@ export class TriggerClient {
       await sleep(this.o.pollMs, undefined, { signal: this.o.signal });
     }
   }
-}
-
-function runFailure(run: Json): TaskgateError | null {
-  if (run.status === 'succeeded') return null;
-  return new TaskgateError(
-    run.status === 'failed' ? 'TASK_FAILED' : 'TASK_INTERRUPTED',
-    `${run.task} ${run.status}: ${run.error ?? 'no reason recorded'}`,
-    { runId: run.id },
-  );
 }
 
 /** Triggers a task on a remote taskgate; see TriggerClient. */

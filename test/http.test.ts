@@ -74,7 +74,7 @@ describe('HTTP: POST /cron/:task and the run routes', () => {
   it('answers 500 TASK_FAILED with the task, run id and reason, and no stack trace, when the task throws', async () => {
     const res = await post('/cron/fail');
     expect(res.status).to.equal(500);
-    expect(res.body).to.include({ status: 'error', code: 'TASK_FAILED', task: 'fail' });
+    expect(res.body).to.include({ status: 'error', code: 'TASK_FAILED', task: 'fail', runStatus: 'failed' });
     expect(res.body.runId).to.match(UUID);
     expect(res.body.message).to.contain('the fixture task failed on purpose');
     expect(res.text).not.to.match(/\bat .*\.ts:\d+/);
@@ -83,6 +83,7 @@ describe('HTTP: POST /cron/:task and the run routes', () => {
       'durationMs',
       'message',
       'runId',
+      'runStatus',
       'status',
       'task',
     ]);

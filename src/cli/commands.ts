@@ -1,11 +1,11 @@
 import type { Argv } from 'yargs';
 import { taskCatalog } from '../catalog.js';
 import { RUN_STATUSES } from '../db/entities.js';
+import { runOutcomeError } from '../outcome.js';
 import { loadRegistry } from '../registry.js';
 import { listRuns } from '../runs.js';
 import { openDatabase } from '../service.js';
 import { bootstrap, withServices } from './context.js';
-import { runError } from './exit.js';
 import { describeRun, printError, printJson, printLine, table } from './output.js';
 import { parseParams, taskInputOptions } from './params.js';
 
@@ -51,7 +51,7 @@ export function registerTaskCommands(cli: Argv): Argv {
         const params = parseParams(argv.params, argv.param);
         await withServices(async ({ runner }) => {
           const run = await runner.run({ task: argv.task, params, dryRun: argv.dryRun, trigger: 'cli' });
-          const error = runError(run);
+          const error = runOutcomeError(run);
           if (argv.json) printJson(run);
           else if (!error) printLine(describeRun(run));
           if (error) {

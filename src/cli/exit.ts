@@ -1,5 +1,4 @@
-import { isTaskgateError, TaskgateError } from '../errors.js';
-import type { RunRecord } from '../runs.js';
+import { isTaskgateError } from '../errors.js';
 
 /** The CLI's exit codes; sysexits' EX_TEMPFAIL (75) says "try again later". */
 export const EXIT = { ok: 0, failed: 1, usage: 2, busy: 75 } as const;
@@ -7,14 +6,4 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, busy: 75 } as const;
 /** The one place an error becomes an exit code. */
 export function exitCodeFor(error: unknown): number {
   return isTaskgateError(error) ? error.exitCode : EXIT.failed;
-}
-
-/** A finished run that did not succeed, as the error the CLI reports for it. */
-export function runError(run: RunRecord): TaskgateError | null {
-  if (run.status === 'succeeded') return null;
-  return new TaskgateError(
-    run.status === 'interrupted' ? 'TASK_INTERRUPTED' : 'TASK_FAILED',
-    `${run.task} ${run.status}: ${run.error ?? 'no reason recorded'}`,
-    { runId: run.id },
-  );
 }

@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import type { Config } from '../config.js';
 import { TaskgateError } from '../errors.js';
+import { runOutcomeError } from '../outcome.js';
 import type { Runner } from '../runner.js';
 import type { RunRecord } from '../runs.js';
 
@@ -101,26 +102,17 @@ function accepted(ctx: Context, run: RunRecord, prefs: Preferences): void {
 
 /** A finished run as an answer: 200 when it succeeded, an error with a stable code otherwise. */
 function finished(ctx: Context, run: RunRecord): void {
-  const fields = { task: run.task, runId: run.id, durationMs: run.durationMs };
-  switch (run.status) {
-    case 'succeeded':
-      ctx.body = {
-        status: 'success',
-        ...fields,
-        message: `${run.task} succeeded${run.dryRun ? ' (dry run)' : ''}`,
-        result: run.result,
-        dryRun: run.dryRun,
-      };
-      return;
-    case 'failed':
-      throw new TaskgateError('TASK_FAILED', `${run.task} failed: ${run.error ?? 'unknown error'}`, fields);
-    default:
-      throw new TaskgateError(
-        'TASK_INTERRUPTED',
-        `${run.task} did not finish (${run.status}): ${run.error ?? 'no reason recorded'}`,
-        { ...fields, runStatus: run.status },
-      );
-  }
+  const error = runOutcomeError(run);
+  if (error) throw error;
+  ctx.body = {
+    status: 'success',
+    task: run.task,
+    runId: run.id,
+    durationMs: run.durationMs,
+    message: `${run.task} succeeded${run.dryRun ? ' (dry run)' : ''}`,
+    result: run.result,
+    dryRun: run.dryRun,
+  };
 }
 
 /**
