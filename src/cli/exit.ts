@@ -12,9 +12,13 @@ export function exitCodeFor(error: unknown): number {
 /** A finished run that did not succeed, as the error the CLI reports for it. */
 export function runError(run: RunRecord): TaskgateError | null {
   if (run.status === 'succeeded') return null;
-  return new TaskgateError(
-    run.status === 'interrupted' ? 'TASK_INTERRUPTED' : 'TASK_FAILED',
-    `${run.task} ${run.status}: ${run.error ?? 'no reason recorded'}`,
-    { runId: run.id },
-  );
+  const code =
+    run.status === 'cancelled'
+      ? 'TASK_CANCELLED'
+      : run.status === 'interrupted'
+        ? 'TASK_INTERRUPTED'
+        : 'TASK_FAILED';
+  return new TaskgateError(code, `${run.task} ${run.status}: ${run.error ?? 'no reason recorded'}`, {
+    runId: run.id,
+  });
 }
