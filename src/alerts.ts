@@ -147,10 +147,13 @@ export class Alerts {
     this.deps = deps;
   }
 
-  /** Give this to the runner: a failed run opens an incident, a successful one resolves them. */
+  /**
+   * Give this to the runner: a failed run opens an incident, a successful one resolves them. A run
+   * an operator cancelled is no incident: someone already knows.
+   */
   readonly runListener: RunListener = {
     onFinish: (run) => {
-      if (!this.deps || run.dryRun) return;
+      if (!this.deps || run.dryRun || run.status === 'cancelled') return;
       this.track(run.status === 'succeeded' ? this.recovered(run) : this.failed(run));
     },
   };
@@ -174,6 +177,8 @@ export class Alerts {
     const { db } = this.deps;
     const tasks = await taskCatalog(this.deps.registry, db, now);
     for (const task of tasks) {
+      // A paused task is neither raised nor resolved: its open incidents wait for it to run again.
+      if (task.paused) continue;
       if (task.overdue) {
         const incident = await openIncident(db, task.name, 'overdue', overdueDetails(task));
         if (incident) await this.send(db, incident, overduePayload(incident, now));

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { SqlClient } from './db/sql.js';
 import { overdueState } from './overdue.js';
+import { type PauseState, pauseStates, type TaskPause } from './pauses.js';
 import type { Registry } from './registry.js';
 import { firstRunStarts, latestRuns, type RunRecord } from './runs.js';
 
@@ -18,8 +19,12 @@ export interface TaskInfo {
   dueAt: string | null;
   /** How late a due run may be before the task is overdue; null for on-demand tasks. */
   graceMs: number | null;
-  /** The due run is later than its grace: a missed run. */
+  /** The due run is later than its grace: a missed run. Never while the task is paused. */
   overdue: boolean;
+  /** An operator paused the task: no run of it starts. */
+  paused: boolean;
+  /** The pause holding now (who, when, why, until when); null when not paused. */
+  pause: TaskPause | null;
 }
 
 /**
@@ -27,13 +32,17 @@ export interface TaskInfo {
  * whether it is overdue. Without a database no run is known and nothing is overdue.
  */
 export async function taskCatalog(registry: Registry, db: SqlClient | null, now: Date): Promise<TaskInfo[]> {
-  const [latest, firsts] = db
-    ? await Promise.all([latestRuns(db), firstRunStarts(db)])
-    : [new Map<string, never>(), new Map<string, Date>()];
+  const [latest, firsts, pauses] = db
+    ? await Promise.all([latestRuns(db), firstRunStarts(db), pauseStates(db)])
+    : [new Map<string, never>(), new Map<string, Date>(), new Map<string, PauseState>()];
   return registry.list().map(({ definition, schedule }) => {
     const runs = latest.get(definition.name);
     const lastSuccess: RunRecord | null = runs?.lastSuccess ?? null;
-    const since = lastSuccess ? new Date(lastSuccess.startedAt) : (firsts.get(definition.name) ?? null);
+    const pause = pauses.get(definition.name);
+    const paused = pause?.active ?? false;
+    const reference = lastSuccess ? new Date(lastSuccess.startedAt) : (firsts.get(definition.name) ?? null);
+    // The runs a pause held back were not missed: after a pause the task is due again from its end.
+    const since = reference && pause?.endedAt ? laterOf(reference, new Date(pause.endedAt)) : reference;
     const state = schedule ? overdueState(schedule, since, now, definition.graceMs) : null;
     return {
       name: definition.name,
@@ -46,7 +55,20 @@ export async function taskCatalog(registry: Registry, db: SqlClient | null, now:
       nextRunAt: schedule?.next(now)?.toISOString() ?? null,
       dueAt: state?.dueAt?.toISOString() ?? null,
       graceMs: state?.graceMs ?? null,
-      overdue: state?.overdue ?? false,
+      overdue: !paused && (state?.overdue ?? false),
+      paused,
+      pause:
+        paused && pause
+          ? {
+              task: pause.task,
+              reason: pause.reason,
+              pausedBy: pause.pausedBy,
+              pausedAt: pause.pausedAt,
+              until: pause.until,
+            }
+          : null,
     };
   });
 }
+
+const laterOf = (a: Date, b: Date): Date => (a > b ? a : b);

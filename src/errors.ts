@@ -16,6 +16,12 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, exitCode: 2 },
   METHOD_NOT_ALLOWED: { status: 405, exitCode: 2 },
   TASK_BUSY: { status: 409, exitCode: 75 },
+  /** An operator paused the task: no run starts until it is resumed or its pause ends. */
+  TASK_PAUSED: { status: 423, exitCode: 75 },
+  /** The run has already ended (its status is in the answer): it cannot be cancelled. */
+  RUN_ENDED: { status: 409, exitCode: 2 },
+  /** An operator cancelled the run before it finished. */
+  TASK_CANCELLED: { status: 409, exitCode: 1 },
   IDEMPOTENCY_KEY_REUSED: { status: 422, exitCode: 2 },
   TASK_FAILED: { status: 500, exitCode: 1 },
   TASK_INTERRUPTED: { status: 500, exitCode: 1 },

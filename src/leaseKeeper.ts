@@ -2,14 +2,26 @@ import type { Db } from './db/sql.js';
 import { renewLeases } from './leases.js';
 import type { Logger } from './logger.js';
 
-interface Held {
+/** How often at most a cancel request waits to be noticed: the renewal period is never longer. */
+export const CANCEL_POLL_MS = 2_000;
+
+export interface HeldRun {
+  /** The lease is gone: the run must stop. */
   onLost: (reason: string) => void;
+  /** An operator asked the run to stop (told once). */
+  onCancel?: (request: { by: string; reason: string | null }) => void;
+}
+
+interface Held extends HeldRun {
+  cancelled: boolean;
   /** performance.now() when the last successful renewal was sent: the lease lasts ttl from then at least. */
   renewedAt: number;
 }
 
 /**
- * Keeps this process's leases alive: one statement every third of a lease renews all of them.
+ * Keeps this process's leases alive: one statement every third of a lease (at most every
+ * CANCEL_POLL_MS) renews all of them and brings back the cancel requests on their runs, so a
+ * cancel asked of another replica reaches its run within one renewal period.
  * A run learns at once that its lease is gone, either because the renewal found it taken over,
  * or because renewals have failed for so long that the lease may have expired on the database:
  * one renewal period before that moment it is told to stop, so that it stops before anyone else
@@ -27,11 +39,11 @@ export class LeaseKeeper {
   ) {}
 
   get renewMs(): number {
-    return Math.max(100, Math.floor(this.ttlMs / 3));
+    return Math.max(100, Math.min(CANCEL_POLL_MS, Math.floor(this.ttlMs / 3)));
   }
 
-  hold(runId: string, onLost: (reason: string) => void): void {
-    this.held.set(runId, { onLost, renewedAt: performance.now() });
+  hold(runId: string, run: HeldRun): void {
+    this.held.set(runId, { ...run, cancelled: false, renewedAt: performance.now() });
     if (!this.timer) {
       this.timer = setInterval(() => void this.renew(), this.renewMs);
       this.timer.unref();
@@ -64,8 +76,13 @@ export class LeaseKeeper {
       for (const id of ids) {
         const held = this.held.get(id);
         if (!held) continue;
-        if (renewed.has(id)) held.renewedAt = sentAt;
-        else this.lose(id, 'lost its lease: the run was taken over or marked abandoned');
+        const renewal = renewed.get(id);
+        if (!renewal) {
+          this.lose(id, 'lost its lease: the run was taken over or marked abandoned');
+          continue;
+        }
+        held.renewedAt = sentAt;
+        if (renewal.cancel) this.cancel(id, renewal.cancel);
       }
     } catch (error) {
       this.logger.warn({ err: error, runIds: ids }, 'could not renew run leases');
@@ -79,6 +96,14 @@ export class LeaseKeeper {
     } finally {
       this.renewing = false;
     }
+  }
+
+  /** Tells a held run, once, that an operator asked it to stop. */
+  cancel(id: string, request: { by: string; reason: string | null }): void {
+    const held = this.held.get(id);
+    if (!held || held.cancelled) return;
+    held.cancelled = true;
+    held.onCancel?.(request);
   }
 
   private lose(id: string, reason: string): void {

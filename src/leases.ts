@@ -31,22 +31,42 @@ export async function takeLease(
   return rows.length === 1;
 }
 
+/** A renewed lease, and the cancel request on its run when an operator asked it to stop. */
+export interface Renewal {
+  cancel: { by: string; reason: string | null } | null;
+}
+
 /**
  * Extends the leases of the runs given, in one statement for all of this process's runs. A
  * lease is renewed only while its run is still `running`: a run marked abandoned while its
- * process was cut off does not get its lease back. Returns the run ids renewed; a run missing
- * from the answer has lost its lease.
+ * process was cut off does not get its lease back. Returns the runs renewed, each with the
+ * cancel request on it, if any: that is how a cancel asked of any replica (or the CLI) reaches
+ * the process running the run, with statements a transaction pooler passes. A run missing from
+ * the answer has lost its lease.
  */
-export async function renewLeases(db: SqlClient, runIds: string[], ttlMs: number): Promise<Set<string>> {
+export async function renewLeases(
+  db: SqlClient,
+  runIds: string[],
+  ttlMs: number,
+): Promise<Map<string, Renewal>> {
   const { rows } = await db.query(
     `update taskgate.task_lease l
         set expires_at = clock_timestamp() + $2 * interval '1 millisecond'
-      where l.run_id = any($1::uuid[])
-        and exists (select from taskgate.task_run r where r.id = l.run_id and r.status = 'running')
-      returning l.run_id`,
+       from taskgate.task_run r
+      where l.run_id = any($1::uuid[]) and r.id = l.run_id and r.status = 'running'
+      returning l.run_id, r.cancel_requested_at is not null as cancel, r.cancel_requested_by, r.cancel_reason`,
     [runIds, ttlMs],
   );
-  return new Set(rows.map((r) => String(r.run_id)));
+  return new Map(
+    rows.map((r) => [
+      String(r.run_id),
+      {
+        cancel: r.cancel
+          ? { by: String(r.cancel_requested_by), reason: (r.cancel_reason ?? null) as string | null }
+          : null,
+      },
+    ]),
+  );
 }
 
 /** Gives a lease back without recording an end (the run could not be recorded at all). */

@@ -34,12 +34,14 @@ export interface LoggerOptions {
   destination?: number | DestinationStream;
 }
 
+const baseOptions = (level: string) => ({
+  level,
+  base: undefined,
+  redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+});
+
 export function createLogger({ level, pretty, destination = 1 }: LoggerOptions): Logger {
-  const options = {
-    level,
-    base: undefined,
-    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-  };
+  const options = baseOptions(level);
   if (typeof destination !== 'number') return pino(options, destination);
   if (pretty) {
     return pino({
@@ -51,4 +53,27 @@ export function createLogger({ level, pretty, destination = 1 }: LoggerOptions):
     });
   }
   return pino(options, pino.destination({ dest: destination, sync: true }));
+}
+
+/** The least a run's own log keeps, whatever the process logs: its info lines and up. */
+const RUN_LOG_LEVEL = 'info';
+
+/**
+ * A run's logger: writes what `parent` would (same destination, level and redaction, with
+ * `bindings` on every line) and also hands every line from RUN_LOG_LEVEL up to `capture`, so
+ * the lines kept with the run are the very lines of the log, redacted once.
+ */
+export function createRunLogger(
+  parent: Logger,
+  bindings: Record<string, unknown>,
+  capture: { write(line: string): void },
+): Logger {
+  const parentStream = (parent as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym];
+  const captureLevel = Math.min(parent.levelVal, pino.levels.values[RUN_LOG_LEVEL]!);
+  const streams: { level: number; stream: DestinationStream }[] = [{ level: captureLevel, stream: capture }];
+  if (parentStream && Number.isFinite(parent.levelVal)) {
+    streams.push({ level: parent.levelVal, stream: parentStream });
+  }
+  const level = pino.levels.labels[captureLevel] ?? RUN_LOG_LEVEL;
+  return pino(baseOptions(level), pino.multistream(streams)).child({ ...parent.bindings(), ...bindings });
 }

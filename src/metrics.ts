@@ -114,6 +114,19 @@ export class Metrics {
         }
       },
     });
+    new Gauge({
+      name: 'taskgate_task_paused',
+      help: '1 while an operator has paused the task (no run of it starts), else 0.',
+      labelNames: ['task'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const task of (await catalog()) ?? []) {
+          const paused = (task as TaskInfo & { paused?: unknown }).paused;
+          if (typeof paused === 'boolean') this.set({ task: task.name }, paused ? 1 : 0);
+        }
+      },
+    });
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'taskgate_' });
   }
 

@@ -7,8 +7,10 @@ import { type Db, isDatabaseUnavailable, type Sql, type SqlClient } from './db/s
 import { TaskgateError } from './errors.js';
 import { LeaseKeeper } from './leaseKeeper.js';
 import { takeLease } from './leases.js';
-import type { Logger } from './logger.js';
+import { createRunLogger, type Logger } from './logger.js';
+import { activePause, type TaskPause } from './pauses.js';
 import type { RegisteredTask, Registry } from './registry.js';
+import { RunLogCapture } from './runLog.js';
 import {
   abandonExpiredRuns,
   abandonRunsOf,
@@ -19,6 +21,7 @@ import {
   insertRun,
   type RunOutcome,
   type RunRecord,
+  requestCancel,
 } from './runs.js';
 import { DEFAULT_TIMEOUT_MS } from './task.js';
 
@@ -33,6 +36,20 @@ export interface RunRequest {
   idempotencyKey?: string | null;
   /** The HTTP request that asked for the run, so its log lines join the request's. */
   requestId?: string;
+  /** The run this one repeats, and why (a rerun). */
+  rerunOf?: string;
+  rerunReason?: string | null;
+}
+
+/** The abort reason of a run an operator cancelled. */
+export class RunCancelled extends Error {
+  override name = 'RunCancelled';
+  constructor(
+    readonly by: string,
+    readonly reason: string | null,
+  ) {
+    super(`cancelled by ${by}${reason ? `: ${reason}` : ''}`);
+  }
 }
 
 export interface StartedRun {
@@ -73,6 +90,8 @@ interface Inflight {
   run: RunRecord;
   /** Set once the run's end has been recorded (by the run, or by a bounded shutdown). */
   ended: boolean;
+  /** What the run has logged so far, kept with its end. */
+  log: RunLogCapture;
 }
 
 /**
@@ -114,6 +133,9 @@ export class Runner {
           if (earlier) checkSameRequest(earlier, params, dryRun);
           if (earlier?.status === 'succeeded') return { replay: earlier };
         }
+        // Checked here, in the one place every run starts, so HTTP, the CLI and the scheduler all see it.
+        const pause = await activePause(tx, name);
+        if (pause) throw pausedError(pause);
         const leased = await takeLease(tx, {
           task: name,
           runId: id,
@@ -129,6 +151,8 @@ export class Runner {
           params,
           dryRun,
           idempotencyKey: key,
+          rerunOf: request.rerunOf ?? null,
+          rerunReason: request.rerunReason ?? null,
         });
         // The key's run succeeded between the look-up and the lease: roll the lease back, replay it.
         if (!run) throw new KeyTaken();
@@ -153,7 +177,13 @@ export class Runner {
       );
     }
     const abort = new AbortController();
-    const entry: Inflight = { abort, run, ended: false, done: Promise.resolve(run) };
+    const entry: Inflight = {
+      abort,
+      run,
+      ended: false,
+      done: Promise.resolve(run),
+      log: new RunLogCapture(),
+    };
     entry.done = this.execute(entry, params, request.requestId).finally(() => {
       this.keeper.drop(run.id);
       this.inflight.delete(run.id);
@@ -190,6 +220,27 @@ export class Runner {
       signal?.throwIfAborted();
       await delay(this.deps.pollMs ?? 500, undefined, { signal });
     }
+  }
+
+  /**
+   * Asks a running run to stop, wherever it runs: the request is written on the run's row, and
+   * the process running it reads it with its next lease renewal (at most CANCEL_POLL_MS later);
+   * a run of this process is told at once. The run stops at its next safe point and is recorded
+   * `cancelled`. RUN_NOT_FOUND for no such run, RUN_ENDED (with its status) for one that ended.
+   */
+  async cancel(runId: string, request: { by: string; reason: string | null }): Promise<RunRecord> {
+    const marked = await requestCancel(this.deps.db, runId, request);
+    if (!marked) {
+      const run = await findRun(this.deps.db, runId);
+      if (!run) throw new TaskgateError('RUN_NOT_FOUND', `no run with id ${runId}`);
+      throw new TaskgateError('RUN_ENDED', `run ${runId} has already ended (${run.status})`, {
+        runId,
+        runStatus: run.status,
+      });
+    }
+    // A run of this process need not wait for the next renewal.
+    if (marked.cancel) this.keeper.cancel(runId, marked.cancel);
+    return marked;
   }
 
   /** Runs in progress in this process. */
@@ -243,10 +294,16 @@ export class Runner {
         if (entry.ended) continue;
         entry.ended = true;
         this.keeper.drop(entry.run.id);
-        await finishRun(this.deps.db, entry.run.id, {
-          status: 'interrupted',
-          error: 'interrupted by shutdown (the task did not stop when asked)',
-        }).catch((error) =>
+        const cancelled = entry.abort.signal.reason instanceof RunCancelled;
+        await finishRun(
+          this.deps.db,
+          entry.run.id,
+          {
+            status: cancelled ? 'cancelled' : 'interrupted',
+            error: `${cancelled ? entry.abort.signal.reason.message : 'interrupted by shutdown'} (the task did not stop when asked)`,
+          },
+          entry.log.record(),
+        ).catch((error) =>
           this.deps.logger.error({ err: error, runId: entry.run.id }, 'could not record an interrupted run'),
         );
       }
@@ -286,14 +343,20 @@ export class Runner {
     const definition = registry.require(started.task).definition;
     const timeoutMs = definition.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const timeout = setTimeout(() => abort.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
-    const logger = this.deps.logger.child({
-      task: started.task,
-      runId: started.id,
-      ...(requestId ? { requestId } : {}),
-    });
-    this.keeper.hold(started.id, (reason) => {
-      logger.error({ reason }, 'run lost its lease: stopping it');
-      abort.abort(new Error(reason));
+    const logger = createRunLogger(
+      this.deps.logger,
+      { task: started.task, runId: started.id, ...(requestId ? { requestId } : {}) },
+      entry.log,
+    );
+    this.keeper.hold(started.id, {
+      onLost: (reason) => {
+        logger.error({ reason }, 'run lost its lease: stopping it');
+        abort.abort(new Error(reason));
+      },
+      onCancel: ({ by, reason }) => {
+        logger.warn({ cancelledBy: by, reason }, 'cancel requested: stopping the run');
+        abort.abort(new RunCancelled(by, reason));
+      },
     });
     logger.info(
       { trigger: started.trigger, dryRun: started.dryRun, attempt: started.attempt, status: 'running' },
@@ -321,11 +384,11 @@ export class Runner {
       });
       const json = JSON.parse(JSON.stringify(result ?? null));
       outcome = abort.signal.aborted
-        ? { status: 'interrupted', result: json, error: reasonOf(abort.signal) }
+        ? { status: stoppedStatus(abort.signal), result: json, error: reasonOf(abort.signal) }
         : { status: 'succeeded', result: json };
     } catch (error) {
       outcome = abort.signal.aborted
-        ? { status: 'interrupted', error: reasonOf(abort.signal) }
+        ? { status: stoppedStatus(abort.signal), error: reasonOf(abort.signal) }
         : { status: 'failed', error: (error as Error)?.message ?? String(error) };
       if (!abort.signal.aborted) logger.error({ err: error }, 'task failed');
     } finally {
@@ -361,7 +424,7 @@ export class Runner {
     for (let attempt = 1; ; attempt++) {
       try {
         if (entry.ended) return (await findRun(db, entry.run.id)) ?? entry.run;
-        const finished = await finishRun(db, entry.run.id, outcome);
+        const finished = await finishRun(db, entry.run.id, outcome, entry.log.record());
         entry.ended = true;
         if (finished) return finished;
         logger.warn(
@@ -431,6 +494,22 @@ function validateParams(task: RegisteredTask, raw: unknown): Record<string, unkn
   throw new TaskgateError('INVALID_PARAMS', `invalid params for ${task.definition.name}: ${listed}`, {
     errors,
     validKeys: Object.keys(task.params.shape),
+  });
+}
+
+/** A run that stopped on its signal: cancelled by an operator, or interrupted (shutdown, time-out, lost lease). */
+function stoppedStatus(signal: AbortSignal): 'cancelled' | 'interrupted' {
+  return signal.reason instanceof RunCancelled ? 'cancelled' : 'interrupted';
+}
+
+export function pausedError(pause: TaskPause): TaskgateError {
+  const until = pause.until ? ` until ${pause.until}` : ' until resumed';
+  return new TaskgateError('TASK_PAUSED', `${pause.task} is paused${until}: ${pause.reason}`, {
+    task: pause.task,
+    reason: pause.reason,
+    until: pause.until,
+    pausedBy: pause.pausedBy,
+    pausedAt: pause.pausedAt,
   });
 }
 

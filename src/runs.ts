@@ -20,6 +20,24 @@ export interface RunRecord {
   idempotencyKey: string | null;
   /** 1 for a first run; n for the n-th run of one idempotency key (after failed attempts). */
   attempt: number;
+  /** Set once an operator asked the run to stop: by whom (`http`, `cli`), when and why. */
+  cancel: CancelRequest | null;
+  /** The run this one repeats (`POST /cron/runs/:id/rerun`, `taskgate rerun`), and why. */
+  rerunOf: string | null;
+  rerunReason: string | null;
+}
+
+export interface CancelRequest {
+  requestedAt: string;
+  by: string;
+  reason: string | null;
+}
+
+/** What a run logged (src/runLog.ts): its first lines, and how many more were not kept. */
+export interface RunLogRecord {
+  lines: Record<string, unknown>[];
+  bytes: number;
+  dropped: number;
 }
 
 type Row = Record<string, unknown>;
@@ -42,6 +60,15 @@ export function fromRow(row: Row): RunRecord {
     durationMs: (row.duration_ms ?? null) as number | null,
     idempotencyKey: (row.idempotency_key ?? null) as string | null,
     attempt: Number(row.attempt ?? 1),
+    cancel: row.cancel_requested_at
+      ? {
+          requestedAt: iso(row.cancel_requested_at)!,
+          by: String(row.cancel_requested_by),
+          reason: (row.cancel_reason ?? null) as string | null,
+        }
+      : null,
+    rerunOf: (row.rerun_of ?? null) as string | null,
+    rerunReason: (row.rerun_reason ?? null) as string | null,
   };
 }
 
@@ -54,6 +81,8 @@ export interface NewRun {
   params: Record<string, unknown>;
   dryRun: boolean;
   idempotencyKey: string | null;
+  rerunOf?: string | null;
+  rerunReason?: string | null;
 }
 
 /**
@@ -64,15 +93,26 @@ export interface NewRun {
  */
 export async function insertRun(db: SqlClient, run: NewRun): Promise<RunRecord | null> {
   const { rows } = await db.query(
-    `insert into taskgate.task_run (id, task, trigger, params, dry_run, status, idempotency_key, attempt)
+    `insert into taskgate.task_run
+       (id, task, trigger, params, dry_run, status, idempotency_key, attempt, rerun_of, rerun_reason)
      values ($1, $2, $3, $4::jsonb, $5, 'running', $6::text,
              case when $6::text is null then 1
                   else (select coalesce(max(attempt), 0) + 1 from taskgate.task_run
-                         where task = $2 and idempotency_key = $6::text) end)
+                         where task = $2 and idempotency_key = $6::text) end,
+             $7, $8)
      on conflict (task, idempotency_key)
        where idempotency_key is not null and status in ('running', 'succeeded') do nothing
      returning *`,
-    [run.id, run.task, run.trigger, JSON.stringify(run.params), run.dryRun, run.idempotencyKey],
+    [
+      run.id,
+      run.task,
+      run.trigger,
+      JSON.stringify(run.params),
+      run.dryRun,
+      run.idempotencyKey,
+      run.rerunOf ?? null,
+      run.rerunReason ?? null,
+    ],
   );
   return rows[0] ? fromRow(rows[0]) : null;
 }
@@ -80,11 +120,16 @@ export async function insertRun(db: SqlClient, run: NewRun): Promise<RunRecord |
 export type RunOutcome = { status: Exclude<RunStatus, 'running'>; result?: unknown; error?: string | null };
 
 /**
- * Records the end of a run and gives its lease back, in one statement. Fenced: only a run still
- * `running` is ended, so a run that lost its lease (and was marked abandoned by whoever took the
- * task over) cannot overwrite that. Null when fenced off.
+ * Records the end of a run, keeps what it logged and gives its lease back, in one statement.
+ * Fenced: only a run still `running` is ended, so a run that lost its lease (and was marked
+ * abandoned by whoever took the task over) cannot overwrite that. Null when fenced off.
  */
-export async function finishRun(db: SqlClient, id: string, outcome: RunOutcome): Promise<RunRecord | null> {
+export async function finishRun(
+  db: SqlClient,
+  id: string,
+  outcome: RunOutcome,
+  log?: RunLogRecord,
+): Promise<RunRecord | null> {
   const { rows } = await db.query(
     `with finished as (
        update taskgate.task_run
@@ -92,6 +137,9 @@ export async function finishRun(db: SqlClient, id: string, outcome: RunOutcome):
               duration_ms = round(extract(epoch from clock_timestamp() - started_at) * 1000)
         where id = $1 and status = 'running'
         returning *),
+     logged as (
+       insert into taskgate.run_log (run_id, lines, bytes, dropped)
+       select id, $5::jsonb, $6, $7 from finished where $5::jsonb is not null),
      released as (
        delete from taskgate.task_lease where run_id = $1)
      select * from finished`,
@@ -100,6 +148,9 @@ export async function finishRun(db: SqlClient, id: string, outcome: RunOutcome):
       outcome.status,
       outcome.result === undefined ? null : JSON.stringify(outcome.result),
       outcome.error ?? null,
+      log ? JSON.stringify(log.lines) : null,
+      log?.bytes ?? 0,
+      log?.dropped ?? 0,
     ],
   );
   return rows[0] ? fromRow(rows[0]) : null;
@@ -139,6 +190,43 @@ export async function abandonExpiredRuns(db: SqlClient): Promise<{ id: string; t
     [ABANDONED_ERROR],
   );
   return rows.map((r) => ({ id: String(r.id), task: String(r.task) }));
+}
+
+/**
+ * Asks a running run to stop: the request is a mark on its row, which the process running it
+ * reads with its next lease renewal (src/leases.ts). The first request's who, when and why are
+ * kept. Null when the run is not running (or not there): nothing is changed then.
+ */
+export async function requestCancel(
+  db: SqlClient,
+  id: string,
+  request: { by: string; reason: string | null },
+): Promise<RunRecord | null> {
+  const { rows } = await db.query(
+    `update taskgate.task_run
+        set cancel_requested_at = coalesce(cancel_requested_at, clock_timestamp()),
+            cancel_requested_by = coalesce(cancel_requested_by, $2),
+            cancel_reason = case when cancel_requested_at is null then $3 else cancel_reason end
+      where id = $1 and status = 'running'
+      returning *`,
+    [id, request.by, request.reason],
+  );
+  return rows[0] ? fromRow(rows[0]) : null;
+}
+
+/** What the run logged, as kept with its end; null when nothing was kept (a run still going, or abandoned). */
+export async function findRunLog(db: SqlClient, id: string): Promise<RunLogRecord | null> {
+  if (!UUID.test(id)) return null;
+  const { rows } = await db.query('select lines, bytes, dropped from taskgate.run_log where run_id = $1', [
+    id,
+  ]);
+  const row = rows[0];
+  if (!row) return null;
+  return {
+    lines: row.lines as Record<string, unknown>[],
+    bytes: Number(row.bytes),
+    dropped: Number(row.dropped),
+  };
 }
 
 export async function findRun(db: SqlClient, id: string): Promise<RunRecord | null> {

@@ -208,8 +208,19 @@ case "$code" in
     exit 1 ;;
   409)
     show
-    fail "$TASK is already running (run $(field .runId)): this trigger did not start another"
+    if [ "$(field .code)" = TASK_CANCELLED ]; then
+      fail "$(field .message) (run $(field .runId))"
+    else
+      fail "$TASK is already running (run $(field .runId)): this trigger did not start another"
+    fi
     exit 1 ;;
+  423)
+    # An operator paused the task: nothing ran, on purpose. A notice, not a failure.
+    show
+    until=$(field .until)
+    echo "::notice::$(escape "$TASK is paused until \${until:-resumed} ($(field .reason)): not run")"
+    summary "$TASK is paused until \${until:-resumed}: not run"
+    exit 0 ;;
   *)
     show
     summary "$TASK failed: HTTP $code $(field .code)"

@@ -49,11 +49,15 @@ export interface TestApp {
  * The real app on a test database and the fixture tasks, with its log lines captured. `env` is
  * what the environment would say (CRON_SECRET_KEY defaults to SECRET).
  */
-export async function buildApp(db: Db, env: Record<string, string | undefined> = {}): Promise<TestApp> {
+export async function buildApp(
+  db: Db,
+  env: Record<string, string | undefined> = {},
+  options: { tasksDir?: string } = {},
+): Promise<TestApp> {
   const config = loadConfig({ NODE_ENV: 'test', CRON_SECRET_KEY: SECRET, ...env });
   const logs = new LogCapture();
   const logger = createLogger({ level: 'trace', pretty: false, destination: logs });
-  const registry = await loadRegistry(HTTP_TASKS_DIR);
+  const registry = await loadRegistry(options.tasksDir ?? HTTP_TASKS_DIR);
   // Tests read back what they have just written: no caching here (it has a test of its own).
   const metrics = new Metrics({ tasksCacheMs: 0 });
   const runner = new Runner({ db, registry, logger, config, listeners: [metrics.runListener], pollMs: 50 });

@@ -18,6 +18,7 @@ describe('migrations', () => {
       'Migration0002Signatures',
       'Migration0003Incidents',
       'Migration0004Leases',
+      'Migration0005OperatorControls',
     ]);
     const tables = await db.orm.em.getConnection().execute(
       `select table_schema || '.' || table_name as t from information_schema.tables
@@ -28,8 +29,10 @@ describe('migrations', () => {
       'public.token_blacklist_outstandingtoken',
       'taskgate.incident',
       'taskgate.mikro_orm_migrations',
+      'taskgate.run_log',
       'taskgate.seen_signature',
       'taskgate.task_lease',
+      'taskgate.task_pause',
       'taskgate.task_run',
     ]);
   });

@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { loadConfig } from '../src/config.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
+import { pauseTask } from '../src/pauses.js';
 import { loadRegistry, type Registry } from '../src/registry.js';
 import { Runner } from '../src/runner.js';
 import { generateWorkflow } from '../src/workflow.js';
@@ -242,6 +243,29 @@ describe('the scheduler workflow against a running taskgate', () => {
     expect(unset.jobs.hourly!.ok).to.equal(false);
     expect(unset.jobs.hourly!.log).to.include('::error::TASKGATE_URL is not set');
     expect(await runsOf('hourly')).to.have.length(0);
+  });
+
+  it('reports a paused task as a notice and passes, running nothing; taskgate trigger exits 75 with the reason', async () => {
+    const url = await host();
+    await pauseTask(db.sql, { task: 'hourly', reason: 'maintenance window', by: 'http', until: null });
+    try {
+      const { jobs } = await workflowRun(githubContext({ name: 'schedule', schedule: '15 * * * *' }), url);
+      expect(jobs.hourly!.ok, jobs.hourly!.log).to.equal(true);
+      expect(jobs.hourly!.log).to.include(
+        '::notice::hourly is paused until resumed (maintenance window): not run',
+      );
+      expect(jobs.hourly!.log).to.not.include('::error::');
+      expect(jobs.hourly!.steps[1]!.summary).to.include('hourly is paused until resumed: not run');
+      const cli = await runCli(['trigger', 'hourly', '--url', url], { CRON_SECRET_KEY: SECRET });
+      expect(cli.code).to.equal(75);
+      expect(cli.stderr).to.include('hourly is paused until resumed: maintenance window');
+      expect(await runsOf('hourly')).to.have.length(0);
+    } finally {
+      await db.sql.query('delete from taskgate.task_pause');
+    }
+    const { jobs } = await workflowRun(githubContext({ name: 'schedule', schedule: '15 * * * *' }), url);
+    expect(jobs.hourly!.ok, jobs.hourly!.log).to.equal(true);
+    expect(await runsOf('hourly')).to.have.length(1);
   });
 
   it('does not follow a Location on another origin, so the secret goes nowhere else', async () => {

@@ -6,6 +6,7 @@ import { loadRegistry } from '../registry.js';
 import { listRuns } from '../runs.js';
 import { openDatabase } from '../service.js';
 import { bootstrap, withServices } from './context.js';
+import { showRun } from './control.js';
 import { describeRun, printError, printJson, printLine, table } from './output.js';
 import { parseParams, taskInputOptions } from './params.js';
 
@@ -62,10 +63,11 @@ export function registerTaskCommands(cli: Argv): Argv {
       },
     )
     .command(
-      'runs',
-      'show the run history, newest first',
+      'runs [runId]',
+      'show the run history, newest first; with a run id, that run whole with its log',
       (y) =>
         y
+          .positional('runId', { type: 'string', describe: 'one run, shown whole' })
           .option('task', { type: 'string', describe: 'only this task' })
           .option('status', { choices: RUN_STATUSES, describe: 'only runs with this status' })
           .option('limit', { type: 'number', default: 20, describe: 'at most this many runs (1 to 1000)' })
@@ -76,6 +78,7 @@ export function registerTaskCommands(cli: Argv): Argv {
           .option('json', jsonOption),
       async (argv) => {
         await withServices(async ({ registry, db }) => {
+          if (argv.runId) return showRun(db, argv.runId, argv.json);
           if (argv.task) registry.require(argv.task);
           const runs = await listRuns(db, {
             task: argv.task,

@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { registerTaskCommands } from './commands.js';
+import { registerControlCommands } from './control.js';
 import { EXIT, exitCodeFor } from './exit.js';
 import { printError } from './output.js';
 import { serve } from './serve.js';
@@ -34,6 +35,7 @@ export async function main(argv: string[]): Promise<void> {
   registerWorkflowCommand(cli);
   registerTriggerCommand(cli);
   registerStatusCommand(cli);
+  registerControlCommands(cli);
   try {
     await cli.parseAsync();
   } catch (error) {

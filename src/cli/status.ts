@@ -11,6 +11,7 @@ type Status = Omit<TaskInfo, 'params'>;
 const time = (iso: string | null | undefined) => (iso ? iso.replace(/:\d\d\.\d{3}Z$/, 'Z') : '-');
 
 function state(task: Status): string {
+  if (task.paused) return task.pause?.until ? `PAUSED until ${time(task.pause.until)}` : 'PAUSED';
   if (task.overdue) return 'OVERDUE';
   if (!task.lastRun) return task.schedule ? 'never run' : 'on demand';
   if (task.lastRun.status === 'running') return 'running';

@@ -3,7 +3,14 @@ import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
 /** taskgate keeps its own tables in this schema, apart from the application's tables. */
 export const TASKGATE_SCHEMA = 'taskgate';
 
-export const RUN_STATUSES = ['running', 'succeeded', 'failed', 'interrupted', 'abandoned'] as const;
+export const RUN_STATUSES = [
+  'running',
+  'succeeded',
+  'failed',
+  'interrupted',
+  'abandoned',
+  'cancelled',
+] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
 /** One row per run of a task, whoever triggered it (see migration 0001 for the DDL). */

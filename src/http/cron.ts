@@ -8,8 +8,9 @@ import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
 import { type Registry, TASK_NAME } from '../registry.js';
 import type { Runner } from '../runner.js';
-import { findRun, listRuns } from '../runs.js';
+import { findRun, findRunLog, listRuns } from '../runs.js';
 import { jsonBody } from './body.js';
+import { addControlRoutes } from './controls.js';
 import { LEGACY_FLUSH_BODY, trigger } from './trigger.js';
 
 /** The seed's route and the task it ran, kept so that a workflow written for it works unchanged. */
@@ -75,10 +76,19 @@ export function addCronRoutes(router: Router, deps: CronDeps, { beforeBody, afte
 
   router.get('/cron/runs/:id', ...guard, async (ctx) => {
     const id = ctx.params.id!;
+    const { logs } = ctx.query;
+    if (logs !== undefined && logs !== '0' && logs !== '1') {
+      throw new TaskgateError('BAD_REQUEST', 'logs must be 1 (include what the run logged) or 0');
+    }
     const run = RUN_ID.test(id) ? await findRun(deps.db, id) : null;
     if (!run) throw new TaskgateError('RUN_NOT_FOUND', `no run with id ${ctx.params.id}`);
-    ctx.body = { status: 'success', run };
+    ctx.body =
+      logs === '1'
+        ? { status: 'success', run, log: await findRunLog(deps.db, id) }
+        : { status: 'success', run };
   });
+
+  addControlRoutes(router, deps, { beforeBody, afterBody });
 
   router.post('/cron/:task', ...postGuard, async (ctx) => {
     await trigger(ctx, deps, ctx.params.task!);

@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import type { Config } from '../config.js';
 import { TaskgateError } from '../errors.js';
 import { runOutcomeError } from '../outcome.js';
-import type { Runner } from '../runner.js';
+import type { Runner, RunRequest } from '../runner.js';
 import type { RunRecord } from '../runs.js';
 
 /** The seed's answer, byte for byte (Django's JsonResponse puts a space after `:` and `,`). */
@@ -123,8 +123,7 @@ function finished(ctx: Context, run: RunRecord): void {
 export async function trigger(ctx: Context, deps: TriggerDeps, task: string): Promise<void> {
   const { params, dryRun } = runOptions(ctx.request.body);
   const key = idempotencyKey(ctx);
-  const prefs = preferences(ctx.get('prefer'));
-  const { run, replayed } = await deps.runner.start({
+  await startAndAnswer(ctx, deps, {
     task,
     params,
     dryRun,
@@ -132,6 +131,12 @@ export async function trigger(ctx: Context, deps: TriggerDeps, task: string): Pr
     idempotencyKey: key,
     requestId: ctx.requestId,
   });
+}
+
+/** Starts a run and answers as `trigger` does (a rerun answers the same way). */
+export async function startAndAnswer(ctx: Context, deps: TriggerDeps, request: RunRequest): Promise<void> {
+  const prefs = preferences(ctx.get('prefer'));
+  const { run, replayed } = await deps.runner.start(request);
   ctx.state.runId = run.id;
   if (replayed) ctx.set('Idempotent-Replayed', 'true');
   let waitMs = prefs.respondAsync ? 0 : deps.config.http.syncWaitMs;
