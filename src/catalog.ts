@@ -30,7 +30,8 @@ export async function taskCatalog(registry: Registry, db: SqlClient | null, now:
   const [latest, firsts] = db
     ? await Promise.all([latestRuns(db), firstRunStarts(db)])
     : [new Map<string, never>(), new Map<string, Date>()];
-  return registry.list().map(({ definition, schedule }) => {
+  const described = await Promise.all(registry.list().map(({ schedule }) => schedule?.describe()));
+  return registry.list().map(({ definition, schedule }, i) => {
     const runs = latest.get(definition.name);
     const lastSuccess: RunRecord | null = runs?.lastSuccess ?? null;
     const since = lastSuccess ? new Date(lastSuccess.startedAt) : (firsts.get(definition.name) ?? null);
@@ -39,7 +40,7 @@ export async function taskCatalog(registry: Registry, db: SqlClient | null, now:
       name: definition.name,
       description: definition.description,
       schedule: schedule?.expression ?? null,
-      scheduleText: schedule?.describe() ?? 'on demand only',
+      scheduleText: described[i] ?? 'on demand only',
       params: z.toJSONSchema(definition.params, { io: 'input' }),
       lastRun: runs?.last ?? null,
       lastSuccess,

@@ -4,7 +4,6 @@ import { hideBin } from 'yargs/helpers';
 import { registerTaskCommands } from './commands.js';
 import { EXIT, exitCodeFor } from './exit.js';
 import { printError } from './output.js';
-import { serve } from './serve.js';
 import { registerStatusCommand } from './status.js';
 import { registerTriggerCommand } from './trigger.js';
 import { registerWorkflowCommand } from './workflow.js';
@@ -15,7 +14,11 @@ export async function main(argv: string[]): Promise<void> {
   const cli = yargs(argv)
     .scriptName('taskgate')
     .usage('$0 <command> [options]')
-    .command('serve', 'run the HTTP service (what `npm start` does)', {}, () => serve())
+    // Each command loads what it needs when it runs: `serve` the HTTP stack, the others none of it.
+    .command('serve', 'run the HTTP service (what `npm start` does)', {}, async () => {
+      const { serve } = await import('./serve.js');
+      await serve();
+    })
     .strict()
     .demandCommand(1, 'name a command')
     .recommendCommands()

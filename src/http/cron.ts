@@ -3,12 +3,11 @@ import type { Middleware } from 'koa';
 import { z } from 'zod';
 import { taskCatalog } from '../catalog.js';
 import type { Config } from '../config.js';
-import { RUN_STATUSES } from '../db/entities.js';
 import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
 import { type Registry, TASK_NAME } from '../registry.js';
 import type { Runner } from '../runner.js';
-import { findRun, listRuns } from '../runs.js';
+import { findRun, listRuns, RUN_STATUSES } from '../runs.js';
 import { jsonBody } from './body.js';
 import { LEGACY_FLUSH_BODY, trigger } from './trigger.js';
 
