@@ -9,7 +9,7 @@
  *
  * BENCH_DATABASE_URL: a PostgreSQL to use (a database there is created and dropped); unset, an
  * embedded PostgreSQL is started in a temporary folder. BENCH_STARTS: starts of each (default 7).
- * BENCH_IDLE_MS: idle time before RSS is read (default 1000).
+ * BENCH_IDLE_MS: idle time before RSS is read (default 1000). BENCH_CLI: another compiled main.js.
  */
 import { availableParallelism } from 'node:os';
 import {

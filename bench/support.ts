@@ -15,8 +15,10 @@ import pg from 'pg';
 import { startEmbeddedDatabase } from '../src/db/embedded.js';
 
 export const ROOT = fileURLToPath(new URL('../', import.meta.url));
-/** The compiled CLI, as the Dockerfile runs it. */
-export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+/** The compiled CLI, as the Dockerfile runs it; BENCH_CLI names another build (an older one, to compare). */
+export const CLI = process.env.BENCH_CLI
+  ? path.resolve(process.env.BENCH_CLI)
+  : path.join(ROOT, 'dist/src/cli/main.js');
 export const BARE_KOA = path.join(ROOT, 'bench/bare-koa.mjs');
 export const BENCH_TASKS = path.join(ROOT, 'bench/tasks');
 export const PEAK_RSS = path.join(ROOT, 'bench/peak-rss.mjs');
