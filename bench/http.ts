@@ -108,13 +108,12 @@ async function main(): Promise<boolean> {
       LOG_LEVEL: 'info',
       ...extra,
     });
-  const servers: Record<'bare' | 'bareRefusing' | 'authPath' | 'limited', Started> = {
-    bare: await startServer(BARE_KOA, [], {}),
-    bareRefusing: await startServer(BARE_KOA, [], { BARE_REFUSE: '1' }),
-    authPath: await startServer(CLI, ['serve'], env({ AUTH_FAILURE_LIMIT: '1000000000' })),
-    limited: await startServer(CLI, ['serve'], env({})),
-  };
+  const servers = {} as Record<'bare' | 'bareRefusing' | 'authPath' | 'limited', Started>;
   try {
+    servers.bare = await startServer(BARE_KOA, [], {});
+    servers.bareRefusing = await startServer(BARE_KOA, [], { BARE_REFUSE: '1' });
+    servers.authPath = await startServer(CLI, ['serve'], env({ AUTH_FAILURE_LIMIT: '1000000000' }));
+    servers.limited = await startServer(CLI, ['serve'], env({}));
     const load = loadLine();
     const rssBefore = Object.fromEntries(Object.entries(servers).map(([k, s]) => [k, rssMb(s.pid)]));
     const wrong = { 'X-Cron-Secret': randomBytes(32).toString('hex') };
