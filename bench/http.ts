@@ -33,6 +33,7 @@ import {
   ROOT,
   requireBuild,
   rssMb,
+  runCli,
   type Started,
   startServer,
 } from './support.js';
@@ -110,6 +111,9 @@ async function main(): Promise<boolean> {
     });
   const servers = {} as Record<'bare' | 'bareRefusing' | 'authPath' | 'limited', Started>;
   try {
+    // Migrated first, so that both servers start as every start but the first after an upgrade does.
+    const migrated = await runCli(['migrate'], env({}));
+    if (migrated.code !== 0) throw new Error(`migrate exited with ${migrated.code}: ${migrated.stderr}`);
     servers.bare = await startServer(BARE_KOA, [], {});
     servers.bareRefusing = await startServer(BARE_KOA, [], { BARE_REFUSE: '1' });
     servers.authPath = await startServer(CLI, ['serve'], env({ AUTH_FAILURE_LIMIT: '1000000000' }));
