@@ -9,13 +9,17 @@
  *   (a) plain SQL in one transaction: delete the expired tokens' blacklist rows, then the tokens;
  *   (b) taskgate's task, through the runner, in a child process whose peak memory is measured;
  *   (c) the naive ORM way (load every expired token and its blacklist row, remove, flush), at
- *       sizes up to --orm-size only.
- * (a) and (b) alternate which goes first, --repeat times; the table shows medians.
+ *       sizes up to --orm-size only;
+ *   (d) the compiled CLI as an operator runs it (`node dist/src/cli/main.js run
+ *       flushexpiredtokens_daily`, NODE_ENV=production): its whole-process time and peak RSS
+ *       (`npm run build` first; skipped with a note when dist/ is missing).
+ * (a), (b) and (d) take turns going first, --repeat times; the table shows medians.
  *
  * The server: BENCH_DATABASE_URL (or DATABASE_URL), whose user may create databases; otherwise an
  * embedded PostgreSQL started for the run. Every contender runs on the same server settings.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +29,7 @@ import pg from 'pg';
 import { type EmbeddedDatabase, startEmbeddedDatabase } from '../src/db/embedded.js';
 import { initORM, migrate } from '../src/db/orm.js';
 import { BLACKLIST, OUTSTANDING, type SeedCounts, seedTokens } from './flush-seed.js';
+import { CLI, productionEnv, runCli } from './support.js';
 
 const CHILD = fileURLToPath(new URL('./flush-child.ts', import.meta.url));
 
@@ -52,6 +57,8 @@ const [batchSize] = wholeNumbers('batch-size', args['batch-size']);
 const [ormSize] = wholeNumbers('orm-size', args['orm-size']);
 
 interface Measured {
+  /** The compiled CLI's whole process, spawn to exit (d). */
+  processMs?: number;
   deletedOutstanding: number;
   deletedBlacklisted: number;
   durationMs: number;
@@ -94,6 +101,22 @@ async function plainSql(url: string): Promise<Measured> {
       durationMs: Math.round(performance.now() - started),
     };
   });
+}
+
+/** (d) The compiled CLI, whole process: spawn to exit, peak RSS from the kernel's high-water mark. */
+async function compiledCli(url: string): Promise<Measured> {
+  const run = await runCli(
+    ['run', 'flushexpiredtokens_daily', '--json', '--param', `batchSize=${batchSize}`],
+    productionEnv(url),
+  );
+  if (run.code !== 0) throw new Error(`the compiled CLI exited with ${run.code}: ${run.stderr}`);
+  const record = JSON.parse(run.stdout) as { durationMs: number; result: Measured };
+  return {
+    ...record.result,
+    durationMs: record.result.durationMs,
+    processMs: Math.round(run.ms),
+    peakRssMb: run.peakRssMb,
+  };
 }
 
 function child(mode: 'task' | 'orm', url: string): Promise<Measured> {
@@ -163,6 +186,9 @@ async function main() {
       `batchSize ${batchSize}, ${repeat} rounds\n`,
   );
 
+  const withCli = existsSync(CLI);
+  if (!withCli)
+    console.log('dist/ is missing: (d), the compiled CLI, is skipped (run `npm run build` first)\n');
   const rows: string[][] = [];
   const verdicts: string[] = [];
   const taskPeaks = new Map<number, number>();
@@ -180,14 +206,18 @@ async function main() {
           `token ${seeded.avgTokenLength} chars`,
       );
 
-      const results: Record<'a' | 'b' | 'c', Measured[]> = { a: [], b: [], c: [] };
-      const contender = async (which: 'a' | 'b' | 'c') => {
+      const results: Record<'a' | 'b' | 'c' | 'd', Measured[]> = { a: [], b: [], c: [], d: [] };
+      const contender = async (which: 'a' | 'b' | 'c' | 'd') => {
         const copy = `${template}_${which}`;
         await createDatabase(copy, template);
         await settle();
         const url = urlFor(serverUrl, copy);
         const measured =
-          which === 'a' ? await plainSql(url) : await child(which === 'b' ? 'task' : 'orm', url);
+          which === 'a'
+            ? await plainSql(url)
+            : which === 'd'
+              ? await compiledCli(url)
+              : await child(which === 'b' ? 'task' : 'orm', url);
         await dropDatabase(copy);
         if (
           measured.deletedOutstanding !== seeded.expired ||
@@ -202,13 +232,14 @@ async function main() {
         console.log(
           `  (${which}) ${measured.durationMs} ms` +
             (measured.longestBatchMs === undefined ? '' : `, longest batch ${measured.longestBatchMs} ms`) +
+            (measured.processMs === undefined ? '' : `, whole process ${measured.processMs} ms`) +
             (measured.peakRssMb === undefined ? '' : `, peak RSS ${measured.peakRssMb} MB`),
         );
       };
       for (let round = 0; round < repeat!; round++) {
-        for (const which of round % 2 === 0 ? (['a', 'b'] as const) : (['b', 'a'] as const)) {
-          await contender(which);
-        }
+        const order = withCli ? (['a', 'b', 'd'] as const) : (['a', 'b'] as const);
+        // Each contender goes first in turn.
+        for (let i = 0; i < order.length; i++) await contender(order[(round + i) % order.length]!);
       }
       if (size <= ormSize!) await contender('c');
       await dropDatabase(template);
@@ -242,6 +273,33 @@ async function main() {
           '-',
           `${c.peakRssMb} MB RSS, ${c.peakHeapMb} MB heap`,
         ]);
+      }
+      if (results.d.length > 0) {
+        const d = median(results.d.map((m) => m.durationMs));
+        const whole = median(results.d.map((m) => m.processMs ?? 0));
+        const peakD = Math.max(...results.d.map((m) => m.peakRssMb ?? 0));
+        const pairedD = results.a.map((m, i) => m.durationMs / results.d[i]!.durationMs);
+        rows.push([
+          n,
+          `(d) compiled CLI \`run\`, batchSize ${batchSize}`,
+          `${d} (${Math.min(...results.d.map((m) => m.durationMs))}); whole process ${whole}`,
+          rate(d),
+          `${(a / d).toFixed(2)} (whole process ${(a / whole).toFixed(2)})`,
+          `${Math.max(...results.d.map((m) => m.longestBatchMs ?? 0))} ms`,
+          `${peakD} MB peak RSS, whole process`,
+        ]);
+        console.log(
+          `  (d) vs (a) per round: ${pairedD.map((r) => r.toFixed(2)).join(' ')}; median ${median(pairedD).toFixed(2)}`,
+        );
+        if (size >= 1_000_000) {
+          verdicts.push(
+            `(d) compiled CLI throughput >= 0.95x (a) at N=${n}: ${median(pairedD).toFixed(2)}x median per round ` +
+              `(${Math.min(...pairedD).toFixed(2)} to ${Math.max(...pairedD).toFixed(2)}) ${median(pairedD) >= 0.95 ? 'met' : 'MISSED'}`,
+          );
+        }
+        verdicts.push(
+          `(d) compiled CLI peak RSS <= 100 MB at N=${n}: ${peakD} MB ${peakD <= 100 ? 'met' : 'MISSED'}`,
+        );
       }
       // Each round runs (a) and (b) back to back, so their ratio within a round is the least
       // disturbed by the machine's drift over the whole run.

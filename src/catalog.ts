@@ -35,7 +35,8 @@ export async function taskCatalog(registry: Registry, db: SqlClient | null, now:
   const [latest, firsts, pauses] = db
     ? await Promise.all([latestRuns(db), firstRunStarts(db), pauseStates(db)])
     : [new Map<string, never>(), new Map<string, Date>(), new Map<string, PauseState>()];
-  return registry.list().map(({ definition, schedule }) => {
+  const described = await Promise.all(registry.list().map(({ schedule }) => schedule?.describe()));
+  return registry.list().map(({ definition, schedule }, i) => {
     const runs = latest.get(definition.name);
     const lastSuccess: RunRecord | null = runs?.lastSuccess ?? null;
     const pause = pauses.get(definition.name);
@@ -48,7 +49,7 @@ export async function taskCatalog(registry: Registry, db: SqlClient | null, now:
       name: definition.name,
       description: definition.description,
       schedule: schedule?.expression ?? null,
-      scheduleText: schedule?.describe() ?? 'on demand only',
+      scheduleText: described[i] ?? 'on demand only',
       params: z.toJSONSchema(definition.params, { io: 'input' }),
       lastRun: runs?.last ?? null,
       lastSuccess,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { MikroORM } from '@mikro-orm/postgresql';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from './config.js';
 import { type Db, isDatabaseUnavailable, type Sql, type SqlClient } from './db/sql.js';
 import { TaskgateError } from './errors.js';
@@ -67,8 +67,11 @@ export interface RunListener {
 
 export interface RunnerDeps {
   db: Db;
-  /** MikroORM, for tasks that want an EntityManager; optional. */
-  orm?: MikroORM;
+  /**
+   * MikroORM, for tasks that read `ctx.em`; optional. Called only when a task reads it, so that
+   * the ORM is loaded only by processes whose tasks use it (src/db/lazyOrm.ts).
+   */
+  orm?: () => MikroORM;
   registry: Registry;
   logger: Logger;
   config: Config;
@@ -370,11 +373,15 @@ export class Runner {
       transaction: (fn, options) => db.transaction(fn, { timeoutMs: queryTimeoutMs, ...options }),
     };
     let outcome: RunOutcome;
+    let em: EntityManager | undefined;
     try {
       const result = await definition.run({
         params,
         db: sql,
-        em: orm?.em.fork(),
+        get em() {
+          em ??= orm?.().em.fork();
+          return em;
+        },
         logger,
         now: new Date(started.startedAt),
         signal: abort.signal,

@@ -1,5 +1,14 @@
-import type { RunStatus } from './db/entities.js';
 import type { SqlClient } from './db/sql.js';
+
+export const RUN_STATUSES = [
+  'running',
+  'succeeded',
+  'failed',
+  'interrupted',
+  'abandoned',
+  'cancelled',
+] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
 
 /**
  * The run history's SQL, one named function a statement, each taking the connection (or the

@@ -1,5 +1,4 @@
 import { Cron } from 'croner';
-import cronstrue from 'cronstrue';
 
 /**
  * A task's schedule: a 5-field cron expression in UTC, in the subset GitHub Actions accepts
@@ -24,8 +23,12 @@ export class Schedule {
     this.expression = fields.join(' ');
   }
 
-  /** "At 00:00" for `0 0 * * *`. */
-  describe(): string {
+  /**
+   * "At 00:00" for `0 0 * * *`. cronstrue is loaded on first use: `serve` and `run` start without
+   * it, and only `list`, `status` and GET /cron say schedules in words.
+   */
+  async describe(): Promise<string> {
+    const { default: cronstrue } = await import('cronstrue');
     return `${cronstrue.toString(this.expression, { use24HourTimeFormat: true, verbose: false })} (UTC)`;
   }
 

@@ -1,8 +1,8 @@
 import path from 'node:path';
-import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from './config.js';
 import { type EmbeddedDatabase, startEmbeddedDatabase } from './db/embedded.js';
-import { initORM, migrate } from './db/orm.js';
+import { LazyOrm } from './db/lazyOrm.js';
+import { pendingMigrations } from './db/migrations/pending.js';
 import { Db, isDatabaseUnavailable } from './db/sql.js';
 import { TaskgateError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -13,7 +13,8 @@ import { type RunListener, Runner } from './runner.js';
 export const EMBEDDED_DATA_DIR = path.resolve('.data/postgres');
 
 export interface Database {
-  orm: MikroORM;
+  /** MikroORM, loaded only when migrations are pending or a task reads `ctx.em`. */
+  orm: LazyOrm;
   /** taskgate's own SQL: bounded waits, no connection held between uses (src/db/sql.ts). */
   db: Db;
   close(): Promise<void>;
@@ -47,27 +48,27 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
     queryTimeoutMs: database.queryTimeoutMs,
     connectTimeoutMs: database.connectTimeoutMs,
   });
-  let orm: MikroORM | undefined;
+  const orm = new LazyOrm(url);
   try {
     await untilReachable(database.startupTimeoutMs, logger, async () => {
-      await db.query('select 1');
-      orm ??= await initORM(url);
-      const applied = await migrate(orm);
+      // One query decides; the migrator, under its lock, decides again (src/db/orm.ts).
+      if ((await pendingMigrations(db)).length === 0) return;
+      const { migrate } = await import('./db/orm.js');
+      const applied = await migrate(await orm.ready());
       if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
     });
   } catch (error) {
     await db.close();
-    await orm?.close(true);
+    await orm.close();
     await embedded?.stop();
     throw error;
   }
-  const opened = orm!;
   return {
-    orm: opened,
+    orm,
     db,
     async close() {
       await db.close();
-      await opened.close(true);
+      await orm.close();
       await embedded?.stop();
     },
   };
@@ -105,7 +106,7 @@ async function untilReachable(budgetMs: number, logger: Logger, attempt: () => P
 export interface Services {
   config: Config;
   logger: Logger;
-  orm: MikroORM;
+  orm: LazyOrm;
   db: Db;
   registry: Registry;
   runner: Runner;
@@ -118,11 +119,21 @@ export async function openServices(
   logger: Logger,
   options: { listeners?: RunListener[]; tasksDir?: string } = {},
 ): Promise<Services> {
-  const registry = await loadRegistry(options.tasksDir ?? config.tasksDir);
-  const database = await openDatabase(config, logger);
+  // The tasks load while the database connects and its migrations are checked.
+  const opening = openDatabase(config, logger);
+  opening.catch(() => undefined); // awaited below; marked handled while the tasks load
+  let registry: Registry;
+  try {
+    registry = await loadRegistry(options.tasksDir ?? config.tasksDir);
+  } catch (error) {
+    // A malformed task stops start-up at once; the database is closed once it has opened.
+    opening.then((database) => database.close()).catch(() => undefined);
+    throw error;
+  }
+  const database = await opening;
   const runner = new Runner({
     db: database.db,
-    orm: database.orm,
+    orm: () => database.orm.get(),
     registry,
     logger,
     config,

@@ -1,10 +1,8 @@
 import type { Argv } from 'yargs';
 import { taskCatalog } from '../catalog.js';
-import { RUN_STATUSES } from '../db/entities.js';
 import { runOutcomeError } from '../outcome.js';
 import { loadRegistry } from '../registry.js';
-import { listRuns } from '../runs.js';
-import { openDatabase } from '../service.js';
+import { listRuns, RUN_STATUSES } from '../runs.js';
 import { bootstrap, withServices } from './context.js';
 import { showRun } from './control.js';
 import { describeRun, printError, printJson, printLine, table } from './output.js';
@@ -115,9 +113,10 @@ export function registerTaskCommands(cli: Argv): Argv {
       (y) => y.option('json', jsonOption),
       async (argv) => {
         const { config, logger } = bootstrap();
+        const { openDatabase } = await import('../service.js');
         const database = await openDatabase(config, logger);
         try {
-          const executed = await database.orm.getMigrator().getExecutedMigrations();
+          const executed = await (await database.orm.ready()).getMigrator().getExecutedMigrations();
           const names = executed.map((m) => m.name);
           if (argv.json) printJson({ status: 'success', migrations: names });
           else printLine(`database is up to date (${names.length} migrations applied: ${names.join(', ')})`);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { type Config, loadConfig } from '../config.js';
 import { createLogger, type Logger } from '../logger.js';
-import { openServices, type Services } from '../service.js';
+import type { Services } from '../service.js';
 
 /** Reads `.env` from the working folder when there is one; the environment wins over it. */
 export function loadDotEnv(file = '.env'): void {
@@ -33,6 +33,8 @@ export function bootstrap(options: { serve?: boolean } = {}): Bootstrap {
 /** Runs `fn` with the database, registry and runner open, and closes them after. */
 export async function withServices<T>(fn: (services: Services) => Promise<T>): Promise<T> {
   const { config, logger } = bootstrap();
+  // Loaded here, not on import: `trigger`, `list` and `workflow` never open a database.
+  const { openServices } = await import('../service.js');
   const services = await openServices(config, logger);
   try {
     return await fn(services);

@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { taskCatalog } from '../catalog.js';
 import { createApp } from '../http/app.js';
 import { applyServerLimits } from '../http/serverLimits.js';
-import { Metrics } from '../metrics.js';
+import type { Metrics } from '../metrics.js';
 import { createMonitoring } from '../monitoring.js';
 import { openServices } from '../service.js';
 import { bootstrap } from './context.js';
@@ -31,13 +31,19 @@ export async function serve(): Promise<void> {
       `CRON_SECRET_KEY is not set: generated one for this run (development only): ${config.secrets[0]}\n`,
     );
   }
-  const metrics = new Metrics({ processMetrics: true });
+  // In production /metrics is served only behind METRICS_TOKEN (src/http/app.ts): without one,
+  // nothing could read the metrics, and prom-client is not even loaded.
+  let metrics: Metrics | undefined;
+  if (config.http.metricsToken || config.env !== 'production') {
+    const { Metrics } = await import('../metrics.js');
+    metrics = new Metrics({ processMetrics: true });
+  }
   const monitoring = createMonitoring(config.scheduling, logger);
   const services = await openServices(config, logger, {
-    listeners: [metrics.runListener, ...monitoring.listeners],
+    listeners: [...(metrics ? [metrics.runListener] : []), ...monitoring.listeners],
   });
   monitoring.start(services);
-  metrics.readTasksFrom(() => taskCatalog(services.registry, services.db, new Date()));
+  metrics?.readTasksFrom(() => taskCatalog(services.registry, services.db, new Date()));
   // Runs whose process died are marked abandoned within a lease and a sweep of their last renewal.
   const sweep = () =>
     services.runner

@@ -1,6 +1,5 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createTwoFilesPatch } from 'diff';
 import type { Argv } from 'yargs';
 import { loadRegistry } from '../registry.js';
 import { generateWorkflow, WORKFLOW_PATH } from '../workflow.js';
@@ -43,6 +42,8 @@ export function registerWorkflowCommand(cli: Argv): Argv {
         process.stdout.write(`${argv.file} is up to date\n`);
         return;
       }
+      // Loaded here: only a workflow out of date needs a diff.
+      const { createTwoFilesPatch } = await import('diff');
       process.stdout.write(
         committed === null
           ? `${argv.file} does not exist.\n`

@@ -1,17 +1,8 @@
 import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
+import { RUN_STATUSES } from '../runs.js';
 
 /** taskgate keeps its own tables in this schema, apart from the application's tables. */
 export const TASKGATE_SCHEMA = 'taskgate';
-
-export const RUN_STATUSES = [
-  'running',
-  'succeeded',
-  'failed',
-  'interrupted',
-  'abandoned',
-  'cancelled',
-] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
 
 /** One row per run of a task, whoever triggered it (see migration 0001 for the DDL). */
 export const TaskRunSchema = defineEntity({

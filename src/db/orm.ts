@@ -38,6 +38,11 @@ export async function initORM(clientUrl: string, overrides: Partial<Options> = {
   return MikroORM.init(ormOptions(clientUrl, overrides));
 }
 
+/** The same ORM made without connecting first: it connects on its first query (see LazyOrm). */
+export function initORMSync(clientUrl: string): MikroORM {
+  return MikroORM.initSync(ormOptions(clientUrl));
+}
+
 /** SQLSTATEs of two replicas creating taskgate's schema or migrations table at the same moment. */
 const CREATE_RACE = new Set(['23505', '42P06', '42P07']);
 

@@ -46,7 +46,7 @@ export async function testRunner(
 ): Promise<Runner> {
   return new Runner({
     db: options.sql ?? db.sql,
-    orm: db.orm,
+    orm: () => db.orm,
     registry: options.registry ?? (await loadRegistry(RUNNER_TASKS)),
     logger: options.logger ?? createLogger({ level: 'silent', pretty: false }),
     config: testConfig(db),
