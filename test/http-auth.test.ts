@@ -379,6 +379,38 @@ describe('HTTP: authentication', () => {
       }
     });
 
+    it('keeps the connection of a refused request that has no body, so a retry on it needs no new handshake', async () => {
+      const server = createServer(app.callback);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      try {
+        const answers = await new Promise<string>((resolve, reject) => {
+          const socket = connect(port, '127.0.0.1');
+          let text = '';
+          socket.setEncoding('utf8');
+          socket.on('data', (chunk) => {
+            text += chunk;
+            // Two answers on one socket: the first refusal left it open.
+            if ((text.match(/HTTP\/1\.1 401 /g) ?? []).length === 2) {
+              socket.destroy();
+              resolve(text);
+            }
+          });
+          socket.on('error', reject);
+          socket.on('close', () => resolve(text));
+          const refused =
+            'POST /cron/echo HTTP/1.1\r\nHost: x\r\nX-Cron-Secret: wrong\r\nContent-Length: 0\r\n\r\n';
+          socket.write(refused + refused);
+          setTimeout(() => socket.destroy(), 5_000);
+        });
+        expect(answers.match(/HTTP\/1\.1 401 /g)).to.have.length(2);
+        expect(answers).not.to.match(/\r\nConnection: close\r\n/i);
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
     it('counts a signed request whose body does not decode as a failed attempt', async () => {
       const limited = await appWith({ AUTH_FAILURE_LIMIT: '2' });
       for (let i = 0; i < 2; i++) {

@@ -69,8 +69,10 @@ export function bearerToken(authorization: string): string | null {
 }
 
 /**
- * Ends a refused request: 401 (or 429 when the address is blocked), WWW-Authenticate, and the
- * connection closed so that a body the caller is still sending holds nothing.
+ * Ends a refused request: 401 (or 429 when the address is blocked), WWW-Authenticate, and, when
+ * the caller announced a body that has not been read, the connection closed so that a body it is
+ * still sending holds nothing. A refusal without a body keeps its connection: there is nothing to
+ * drain, and a scheduler retrying on it pays no new handshake.
  */
 export function refuse(
   ctx: Context,
@@ -80,9 +82,16 @@ export function refuse(
   realm: string,
 ): never {
   ctx.state.refused = reason;
-  ctx.set('Connection', 'close');
+  if (unreadBody(ctx)) ctx.set('Connection', 'close');
   ctx.set('WWW-Authenticate', `Bearer realm="${realm}"`);
   throw limiter.refuse(ctx, attempt, UNAUTHORIZED);
+}
+
+/** The request says a body follows (a length above 0, or chunks) and nothing has read it to its end. */
+function unreadBody(ctx: Context): boolean {
+  const { headers } = ctx.req;
+  const announced = headers['transfer-encoding'] !== undefined || Number(headers['content-length'] ?? 0) > 0;
+  return announced && !ctx.req.readableEnded;
 }
 
 interface PendingSignature {
