@@ -129,23 +129,19 @@ export function recoveredPayload(incident: Incident, at: Date, run: RunRecord | 
 export interface AlertsOptions {
   webhookUrl: string;
   logger: Logger;
+  db: SqlClient;
+  registry: Registry;
   /** Per POST; a slow webhook never holds a run's answer (alerts are sent in the background). */
   timeoutMs?: number;
   now?: () => Date;
 }
 
 export class Alerts {
-  private deps: { db: SqlClient; registry: Registry } | null = null;
   private readonly pending = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | null = null;
   private checking: Promise<void> | null = null;
 
   constructor(private readonly options: AlertsOptions) {}
-
-  /** Needs the database and the tasks: given once they are open (the listener exists before). */
-  attach(deps: { db: SqlClient; registry: Registry }): void {
-    this.deps = deps;
-  }
 
   /**
    * Give this to the runner: a failed run opens an incident, a successful one resolves them. A run
@@ -153,7 +149,7 @@ export class Alerts {
    */
   readonly runListener: RunListener = {
     onFinish: (run) => {
-      if (!this.deps || run.dryRun || run.status === 'cancelled') return;
+      if (run.dryRun || run.status === 'cancelled') return;
       this.track(run.status === 'succeeded' ? this.recovered(run) : this.failed(run));
     },
   };
@@ -173,9 +169,8 @@ export class Alerts {
 
   /** Opens an incident for each task that turned overdue and alerts once; retries unsent alerts. */
   async checkOverdue(now: Date = this.now()): Promise<void> {
-    if (!this.deps) return;
-    const { db } = this.deps;
-    const tasks = await taskCatalog(this.deps.registry, db, now);
+    const { db, registry } = this.options;
+    const tasks = await taskCatalog(registry, db, now);
     for (const task of tasks) {
       // A paused task is neither raised nor resolved: its open incidents wait for it to run again.
       if (task.paused) continue;
@@ -221,14 +216,14 @@ export class Alerts {
   }
 
   private async failed(run: RunRecord): Promise<void> {
-    const { db } = this.deps!;
+    const { db } = this.options;
     const details = { runId: run.id, status: run.status, error: run.error, startedAt: run.startedAt };
     const incident = await openIncident(db, run.task, 'failed', details);
     if (incident) await this.send(db, incident, failedPayload(incident, this.now()));
   }
 
   private async recovered(run: RunRecord): Promise<void> {
-    for (const incident of await resolveIncidents(this.deps!.db, run.task)) {
+    for (const incident of await resolveIncidents(this.options.db, run.task)) {
       if (incident.sentAt) await this.post(recoveredPayload(incident, this.now(), run));
     }
   }

@@ -32,7 +32,7 @@ export class Metrics {
   readonly runDuration: Histogram<'task' | 'status'>;
   readonly httpRequests: Counter<'route' | 'method' | 'status'>;
   readonly httpDuration: Histogram<'route' | 'method'>;
-  private tasks: TaskSource | undefined;
+  private readonly tasks: TaskSource | undefined;
   /** Label-bound children by `route method status`: prom-client hashes labels on every call otherwise. */
   private readonly requestSeries = new Map<
     string,
@@ -128,11 +128,6 @@ export class Metrics {
       },
     });
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'taskgate_' });
-  }
-
-  /** Set once the database is open (the listener is needed before it is). */
-  readTasksFrom(source: TaskSource): void {
-    this.tasks = source;
   }
 
   /** Give this to the runner: it counts runs and their durations as they finish. */

@@ -113,11 +113,21 @@ export interface Services {
   close(graceMs?: number): Promise<void>;
 }
 
-/** Wires the database, the task registry and the runner together: the core the HTTP face and CLI share. */
+/** What run listeners may need, open before the runner is built. */
+export interface Core {
+  db: Db;
+  registry: Registry;
+}
+
+/**
+ * Wires the database, the task registry and the runner together: the core the HTTP face and CLI
+ * share. Start-up in one order: the database and the tasks, then the run listeners made from
+ * them (`listeners`), then the runner with its listeners.
+ */
 export async function openServices(
   config: Config,
   logger: Logger,
-  options: { listeners?: RunListener[]; tasksDir?: string } = {},
+  options: { listeners?: (core: Core) => RunListener[]; tasksDir?: string } = {},
 ): Promise<Services> {
   // The tasks load while the database connects and its migrations are checked.
   const opening = openDatabase(config, logger);
@@ -137,7 +147,7 @@ export async function openServices(
     registry,
     logger,
     config,
-    listeners: options.listeners,
+    listeners: options.listeners?.({ db: database.db, registry }),
   });
   return {
     config,

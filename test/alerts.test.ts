@@ -41,8 +41,12 @@ describe('alerts and heartbeats', () => {
     let log: ReturnType<typeof captureLogger>;
     beforeEach(async () => {
       log = captureLogger();
-      alerts = new Alerts({ webhookUrl: `${receiver.url}/hooks/${WEBHOOK_TOKEN}`, logger: log.logger });
-      alerts.attach({ db: db.sql, registry });
+      alerts = new Alerts({
+        webhookUrl: `${receiver.url}/hooks/${WEBHOOK_TOKEN}`,
+        logger: log.logger,
+        db: db.sql,
+        registry,
+      });
       runner = await testRunner(db, { registry, listeners: [alerts.runListener] });
     });
     afterEach(async () => {
@@ -98,8 +102,9 @@ describe('alerts and heartbeats', () => {
       const replica = new Alerts({
         webhookUrl: `${receiver.url}/hooks/${WEBHOOK_TOKEN}`,
         logger: log.logger,
+        db: db.sql,
+        registry,
       });
-      replica.attach({ db: db.sql, registry });
       await replica.checkOverdue(now);
       const sent = received();
       expect(sent).to.have.length(1);
@@ -202,16 +207,18 @@ describe('alerts and heartbeats', () => {
   describe('serve’s monitoring', () => {
     it('is off without ALERT_WEBHOOK_URL or heartbeat URLs, and warns about heartbeats naming no task', async () => {
       const log = captureLogger();
-      expect(createMonitoring(loadConfig({}).scheduling, log.logger).listeners).to.deep.equal([]);
+      expect(
+        createMonitoring(loadConfig({}).scheduling, log.logger, { db: db.sql, registry }).listeners,
+      ).to.deep.equal([]);
       const config = loadConfig({
         ALERT_WEBHOOK_URL: `${receiver.url}/hooks/x`,
         OVERDUE_CHECK_INTERVAL_MS: '0',
         HEARTBEAT_URL_FLAKY: `${receiver.url}/ping/a`,
         HEARTBEAT_URL_FLAKEY: `${receiver.url}/ping/b`,
       });
-      const monitoring = createMonitoring(config.scheduling, log.logger);
+      const monitoring = createMonitoring(config.scheduling, log.logger, { db: db.sql, registry });
       expect(monitoring.listeners).to.have.length(2);
-      monitoring.start({ db: db.sql, registry });
+      monitoring.start();
       await monitoring.close();
       const warning = log.lines().find((line) => String(line.msg).startsWith('heartbeat URLs for tasks'));
       expect(warning?.variables).to.deep.equal(['HEARTBEAT_URL_FLAKEY']);

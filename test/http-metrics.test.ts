@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import request from 'supertest';
-import { taskCatalog } from '../src/catalog.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
 import { Metrics } from '../src/metrics.js';
@@ -22,7 +21,6 @@ describe('HTTP: GET /metrics', () => {
   before(async () => {
     db = await createTestDatabase();
     app = await buildApp(db.sql);
-    app.metrics.readTasksFrom(() => taskCatalog(app.registry, db.sql, new Date()));
     const trigger = (task: string) =>
       request(app.callback).post(`/cron/${task}`).set('X-Cron-Secret', SECRET);
     await trigger('noop');

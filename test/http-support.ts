@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { taskCatalog } from '../src/catalog.js';
 import { type Config, loadConfig } from '../src/config.js';
 import type { Db } from '../src/db/sql.js';
 import { createApp } from '../src/http/app.js';
@@ -59,7 +60,7 @@ export async function buildApp(
   const logger = createLogger({ level: 'trace', pretty: false, destination: logs });
   const registry = await loadRegistry(options.tasksDir ?? HTTP_TASKS_DIR);
   // Tests read back what they have just written: no caching here (it has a test of its own).
-  const metrics = new Metrics({ tasksCacheMs: 0 });
+  const metrics = new Metrics({ tasksCacheMs: 0, tasks: () => taskCatalog(registry, db, new Date()) });
   const runner = new Runner({ db, registry, logger, config, listeners: [metrics.runListener], pollMs: 50 });
   const app = createApp({ db, logger, config, registry, runner, metrics });
   return {

@@ -182,7 +182,6 @@ describe('operator controls', () => {
         pause: null,
       });
 
-      app.metrics.readTasksFrom(() => taskCatalog(app.registry, db.sql, new Date()));
       const scraped = (await request(app.callback).get('/metrics')).text;
       expect(scraped).to.include('taskgate_task_paused{task="sleepy"} 1');
       expect(scraped).to.include('taskgate_task_paused{task="chatty"} 0');
@@ -249,8 +248,9 @@ describe('operator controls', () => {
       const alerts = new Alerts({
         webhookUrl: webhook.url,
         logger: createLogger({ level: 'silent', pretty: false }),
+        db: db.sql,
+        registry: app.registry,
       });
-      alerts.attach({ db: db.sql, registry: app.registry });
       try {
         await post('/cron/sleepy/pause', { reason: 'host migration' }).expect(200);
         expect(await overdue()).to.include({ overdue: false, paused: true });

@@ -64,8 +64,7 @@ describe('taskgate status', () => {
       const registry = await loadRegistry(SCHEDULE_TASKS);
       runner = await testRunner(db, { registry });
       const logger = createLogger({ level: 'silent', pretty: false });
-      const metrics = new Metrics();
-      metrics.readTasksFrom(() => taskCatalog(registry, db.sql, new Date()));
+      const metrics = new Metrics({ tasks: () => taskCatalog(registry, db.sql, new Date()) });
       const app = createApp({ db: db.sql, logger, config: testConfig(db), registry, runner, metrics });
       server = await new Promise<Server>((resolve) => {
         const s = app.listen(0, '127.0.0.1', () => resolve(s));

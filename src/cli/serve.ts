@@ -4,7 +4,7 @@ import { taskCatalog } from '../catalog.js';
 import { createApp } from '../http/app.js';
 import { applyServerLimits } from '../http/serverLimits.js';
 import type { Metrics } from '../metrics.js';
-import { createMonitoring } from '../monitoring.js';
+import { createMonitoring, type Monitoring } from '../monitoring.js';
 import { openServices } from '../service.js';
 import { bootstrap } from './context.js';
 
@@ -33,17 +33,21 @@ export async function serve(): Promise<void> {
   }
   // In production /metrics is served only behind METRICS_TOKEN (src/http/app.ts): without one,
   // nothing could read the metrics, and prom-client is not even loaded.
+  const MetricsClass =
+    config.http.metricsToken || config.env !== 'production' ? (await import('../metrics.js')).Metrics : null;
   let metrics: Metrics | undefined;
-  if (config.http.metricsToken || config.env !== 'production') {
-    const { Metrics } = await import('../metrics.js');
-    metrics = new Metrics({ processMetrics: true });
-  }
-  const monitoring = createMonitoring(config.scheduling, logger);
+  let monitoring: Monitoring | undefined;
   const services = await openServices(config, logger, {
-    listeners: [...(metrics ? [metrics.runListener] : []), ...monitoring.listeners],
+    // Made once the database and the tasks are open, before the runner that tells them of runs.
+    listeners: ({ db, registry }) => {
+      metrics = MetricsClass
+        ? new MetricsClass({ processMetrics: true, tasks: () => taskCatalog(registry, db, new Date()) })
+        : undefined;
+      monitoring = createMonitoring(config.scheduling, logger, { db, registry });
+      return [...(metrics ? [metrics.runListener] : []), ...monitoring.listeners];
+    },
   });
-  monitoring.start(services);
-  metrics?.readTasksFrom(() => taskCatalog(services.registry, services.db, new Date()));
+  monitoring!.start();
   // Runs whose process died are marked abandoned within a lease and a sweep of their last renewal.
   const sweep = () =>
     services.runner
@@ -90,7 +94,7 @@ export async function serve(): Promise<void> {
       // Runs first: a request waiting on a run is answered once the run ends or is interrupted,
       // and that answer needs its socket still open.
       await services.runner.close(config.shutdownGraceMs);
-      await monitoring.close();
+      await monitoring!.close();
       await Promise.race([closed, delay(RESPONSE_DRAIN_MS)]);
       server.closeAllConnections();
       await services.close(0);
