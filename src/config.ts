@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TaskgateError } from './errors.js';
 
 import {
   HOW_TO_MAKE_ONE,
@@ -160,8 +161,11 @@ export interface HttpConfig {
   authFailureWindowSeconds: number;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends TaskgateError {
   override name = 'ConfigError';
+  constructor(message: string) {
+    super('CONFIG_INVALID', message);
+  }
 }
 
 /**

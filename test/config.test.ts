@@ -162,6 +162,16 @@ describe('taskgate serve in production', () => {
   }
 });
 
+describe('a bad setting on the command line', () => {
+  it('is CONFIG_INVALID in --json, naming the variable, never INTERNAL', async () => {
+    const result = await runCli(['runs', '--json'], { PORT: 'eighty' });
+    expect(result.code).to.equal(1);
+    const answer = JSON.parse(result.stdout);
+    expect(answer).to.include({ status: 'error', code: 'CONFIG_INVALID' });
+    expect(answer.message).to.match(/^PORT /);
+  });
+});
+
 describe('loadConfig: the HTTP settings', () => {
   it('defaults to trusting no proxy, a 25 s synchronous wait, 300 s signatures and 10 failures per 900 s', () => {
     expect(loadConfig(PRODUCTION).http).to.deep.equal({

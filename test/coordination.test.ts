@@ -242,7 +242,10 @@ describe('run coordination on a real PostgreSQL', function () {
       proxy.freeze();
       const answer = await trigger(replica.base, 'pause', { ms: 10 });
       expect(answer.status).to.equal(503);
-      expect(answer.body).to.include({ code: 'DATABASE_UNAVAILABLE' });
+      expect(answer.body).to.include({
+        code: 'DATABASE_UNAVAILABLE',
+        message: 'the database is not reachable right now; try again shortly',
+      });
       expect(answer.headers.get('retry-after')).to.match(/^\d+$/);
       expect(answer.ms).to.be.below(1_500 + 1_000);
       const listing = await fetch(`${replica.base}/cron/runs`, {

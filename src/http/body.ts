@@ -14,7 +14,15 @@ interface BodyError {
   message?: string;
 }
 
-/** co-body and raw-body errors, told as taskgate errors with stable codes. */
+/** The one answer to a body that is not JSON, whatever noticed it. */
+function notJson(): TaskgateError {
+  return new TaskgateError(
+    'UNSUPPORTED_MEDIA_TYPE',
+    'the request body must be JSON in UTF-8 (Content-Type: application/json)',
+  );
+}
+
+/** co-body and raw-body errors, told as taskgate errors with stable codes: the one translation of body errors. */
 function bodyError(error: BodyError): TaskgateError | BodyError {
   if (error.type === 'entity.too.large' || error.status === 413) {
     return new TaskgateError(
@@ -28,9 +36,7 @@ function bodyError(error: BodyError): TaskgateError | BodyError {
   if (typeof error.code === 'string' && /^(Z_|ERR__|ERR_ZLIB|ERR_BROTLI)/.test(error.code)) {
     return new TaskgateError('BAD_REQUEST', 'the request body does not decode as its Content-Encoding says');
   }
-  if (error.status === 415) {
-    return new TaskgateError('UNSUPPORTED_MEDIA_TYPE', 'the request body must be JSON in UTF-8');
-  }
+  if (error.status === 415) return notJson();
   // co-body keeps the text it could not parse on `body`: that is what marks a JSON syntax error.
   if (error.status === 400 && 'body' in error) {
     return new TaskgateError('INVALID_JSON', 'the request body is not a valid JSON object');
@@ -54,12 +60,7 @@ export function jsonBody(): Middleware {
   return async (ctx, next) => {
     const length = Number(ctx.get('content-length') || 0);
     const hasBody = ctx.get('transfer-encoding') !== '' || length > 0;
-    if (hasBody && !ctx.is('json')) {
-      throw new TaskgateError(
-        'UNSUPPORTED_MEDIA_TYPE',
-        'the request body must be JSON (Content-Type: application/json)',
-      );
-    }
+    if (hasBody && !ctx.is('json')) throw notJson();
     if (!hasBody) {
       // Most triggers carry no body (the seed's curl line): nothing to read or parse.
       ctx.request.body = {};

@@ -2,28 +2,6 @@ import type { Context, Middleware } from 'koa';
 import { isDatabaseUnavailable, translateDatabaseError } from '../db/sql.js';
 import { isTaskgateError, TaskgateError } from '../errors.js';
 
-/** Errors koa and its middleware throw carry a status; they become TaskgateErrors with a stable code. */
-function fromHttpError(error: { status?: number; type?: string; message?: string }): TaskgateError | null {
-  switch (error.status) {
-    case 400:
-      return new TaskgateError(
-        error.type === 'entity.parse.failed' || /JSON/i.test(error.message ?? '')
-          ? 'INVALID_JSON'
-          : 'BAD_REQUEST',
-        error.type === 'entity.parse.failed' ? 'the request body is not valid JSON' : 'bad request',
-      );
-    case 413:
-      return new TaskgateError('PAYLOAD_TOO_LARGE', 'the request body is too large');
-    case 415:
-      return new TaskgateError(
-        'UNSUPPORTED_MEDIA_TYPE',
-        'the request body must be JSON (Content-Type: application/json)',
-      );
-    default:
-      return null;
-  }
-}
-
 /**
  * What the router left without a body: no route (404), or a route without this method (405, or
  * 501 for a method it does not know; both answered 405 with the Allow header the router set).
@@ -66,8 +44,7 @@ export function errorHandler(): Middleware {
       if (isDatabaseUnavailable(caught)) ctx.log?.warn({ err: thrown }, 'database unavailable');
       const error = isTaskgateError(caught)
         ? caught
-        : (fromHttpError(caught as { status?: number }) ??
-          new TaskgateError('INTERNAL', 'internal error', {}, { cause: caught }));
+        : new TaskgateError('INTERNAL', 'internal error', {}, { cause: caught });
       if (error.code === 'INTERNAL') ctx.log?.error({ err: caught }, 'request failed');
       send(ctx, error);
       return;
