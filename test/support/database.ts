@@ -19,10 +19,9 @@ export interface TestDatabase {
  * the database is empty, for tests of migrations themselves.
  */
 export async function createTestDatabase(options: { migrated?: boolean } = {}): Promise<TestDatabase> {
-  const { adminUrl, template, created } = testCluster();
-  const name = `taskgate_test_${randomBytes(5).toString('hex')}`;
+  const { adminUrl, template, prefix } = testCluster();
+  const name = `${prefix}${randomBytes(5).toString('hex')}`;
   await adminQuery(`create database ${name} template ${options.migrated === false ? 'template0' : template}`);
-  created.add(name);
   const url = urlFor(adminUrl, name);
   const orm = await initORM(url);
   const sql = testDb(url);
@@ -35,7 +34,6 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
       await sql.close();
       await orm.close(true);
       await adminQuery(`drop database if exists ${name} with (force)`);
-      created.delete(name);
     },
   };
 }

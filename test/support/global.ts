@@ -12,20 +12,23 @@ import { initORM, migrate } from '../../src/db/orm.js';
 export interface TestCluster {
   adminUrl: string;
   template: string;
-  /** Databases made during the run, dropped at the end. */
-  created: Set<string>;
+  /** Every database a test file makes starts with this; the teardown drops whatever is left. */
+  prefix: string;
 }
+
+/**
+ * How the cluster reaches the test files: an environment variable, because under `mocha --parallel`
+ * the files run in worker processes that inherit the environment but not this module's state.
+ */
+const CLUSTER_VARIABLE = 'TASKGATE_TEST_CLUSTER';
 
 let embedded: EmbeddedDatabase | undefined;
 let tmpDir: string | undefined;
-// Kept on globalThis: a test file may load this module a second time (once through mocha's
-// --require, once through an ESM import), and both copies must see the one cluster.
-const state = globalThis as { taskgateTestCluster?: TestCluster };
 
 export function testCluster(): TestCluster {
-  if (!state.taskgateTestCluster)
-    throw new Error('the test cluster is not started (run the tests with mocha)');
-  return state.taskgateTestCluster;
+  const value = process.env[CLUSTER_VARIABLE];
+  if (!value) throw new Error('the test cluster is not started (run the tests with mocha)');
+  return JSON.parse(value) as TestCluster;
 }
 
 export function urlFor(adminUrl: string, database: string): string {
@@ -57,8 +60,8 @@ export async function mochaGlobalSetup(): Promise<void> {
     adminUrl = embedded.adminUrl;
   }
   const template = `taskgate_template_${process.pid}`;
-  const cluster: TestCluster = { adminUrl, template, created: new Set() };
-  state.taskgateTestCluster = cluster;
+  const cluster: TestCluster = { adminUrl, template, prefix: `taskgate_test_${process.pid}_` };
+  process.env[CLUSTER_VARIABLE] = JSON.stringify(cluster);
   await adminQuery(`drop database if exists ${template}`);
   await adminQuery(`create database ${template}`);
   const orm = await initORM(urlFor(adminUrl, template));
@@ -72,11 +75,15 @@ export async function mochaGlobalSetup(): Promise<void> {
 }
 
 export async function mochaGlobalTeardown(): Promise<void> {
-  const cluster = state.taskgateTestCluster;
-  if (cluster) {
-    for (const name of [...cluster.created, cluster.template]) {
+  if (process.env[CLUSTER_VARIABLE]) {
+    const cluster = testCluster();
+    const { rows } = await adminQuery('select datname from pg_database where starts_with(datname, $1)', [
+      cluster.prefix,
+    ]).catch(() => ({ rows: [] as { datname: string }[] }));
+    for (const name of [...rows.map((r) => r.datname), cluster.template]) {
       await adminQuery(`drop database if exists ${name} with (force)`).catch(() => undefined);
     }
+    delete process.env[CLUSTER_VARIABLE];
   }
   await embedded?.stop();
   if (tmpDir) await rm(tmpDir, { recursive: true, force: true });

@@ -89,6 +89,9 @@ export async function startPgBouncer(options: {
   child.stdout?.on('data', (chunk) => (output += chunk));
   child.stderr?.on('data', (chunk) => (output += chunk));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // A test run that ends without stopping it (a time-out, an uncaught error) leaves no pgbouncer behind.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
 
   const url = new URL(options.targetUrl);
   url.hostname = '127.0.0.1';
@@ -115,6 +118,7 @@ export async function startPgBouncer(options: {
   return {
     url: url.toString(),
     async stop() {
+      process.removeListener('exit', killOnExit);
       if (child.exitCode === null) {
         child.kill('SIGINT');
         await Promise.race([exited, delay(5_000)]);
