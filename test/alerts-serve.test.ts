@@ -1,20 +1,12 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { startServe } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { eventually } from './support/eventually.js';
 import { TEST_SECRET } from './support/runner.js';
 import { type StubServer, stubServer } from './support/stub-server.js';
 
 const ALERT_TASKS = fileURLToPath(new URL('./fixtures/tasks-alerts/', import.meta.url));
-
-/** Polls until `ready()` holds, at most `ms`. */
-async function until(ready: () => boolean, ms: number, what: string): Promise<void> {
-  for (let waited = 0; !ready(); waited += 50) {
-    if (waited > ms) throw new Error(`gave up waiting for ${what}`);
-    await delay(50);
-  }
-}
 
 describe('taskgate serve with alerts and heartbeats', function () {
   this.timeout(60_000);
@@ -43,11 +35,7 @@ describe('taskgate serve with alerts and heartbeats', function () {
       HEARTBEAT_URL_FLAKY: `${receiver.url}/ping/flaky-uuid-456`,
     });
     try {
-      await until(
-        () => receiver.seen.some((r) => r.path.startsWith('/alerts/')),
-        10_000,
-        'the overdue alert',
-      );
+      await eventually(async () => receiver.seen.some((r) => r.path.startsWith('/alerts/')), 10_000);
       const alert = JSON.parse(receiver.seen.find((r) => r.path.startsWith('/alerts/'))!.body);
       expect(alert).to.include({ event: 'task.overdue', task: 'steady' });
 
@@ -58,12 +46,11 @@ describe('taskgate serve with alerts and heartbeats', function () {
       });
       expect(response.status).to.equal(500);
       const { runId } = (await response.json()) as { runId: string };
-      await until(
-        () => receiver.seen.filter((r) => r.path.startsWith('/alerts/')).length >= 2,
+      await eventually(
+        async () => receiver.seen.filter((r) => r.path.startsWith('/alerts/')).length >= 2,
         10_000,
-        'alert',
       );
-      await until(() => receiver.seen.some((r) => r.path.includes('/fail?')), 10_000, 'the fail ping');
+      await eventually(async () => receiver.seen.some((r) => r.path.includes('/fail?')), 10_000);
       const paths = receiver.seen.map((r) => r.path);
       expect(paths).to.include(`/ping/flaky-uuid-456/start?rid=${runId}`);
       expect(paths).to.include(`/ping/flaky-uuid-456/fail?rid=${runId}`);

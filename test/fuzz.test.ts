@@ -5,8 +5,8 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { signRequest } from '../src/http/signature.js';
-import { buildApp, PREVIOUS_SECRET, SECRET, type TestApp } from './http-support.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { buildApp, PREVIOUS_SECRET, SECRET, type TestApp } from './support/http.js';
 
 const METRICS_TOKEN = 'fuzz-metrics-Q8vL2mZ7pK4xN9rT';
 const REQUESTS = 10_000;

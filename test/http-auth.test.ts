@@ -4,8 +4,8 @@ import { expect } from 'chai';
 import request from 'supertest';
 import { SeenSignatures } from '../src/http/seenSignatures.js';
 import { signRequest } from '../src/http/signature.js';
-import { buildApp, PREVIOUS_SECRET, SECRET, type TestApp } from './http-support.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { buildApp, PREVIOUS_SECRET, SECRET, type TestApp } from './support/http.js';
 
 const REFUSED = { status: 'error', code: 'UNAUTHORIZED', message: 'missing or invalid credentials' };
 const now = () => Math.floor(Date.now() / 1000);

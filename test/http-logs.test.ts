@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import request from 'supertest';
 import { signRequest } from '../src/http/signature.js';
-import { buildApp, PREVIOUS_SECRET, SECRET, type TestApp } from './http-support.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { buildApp, PREVIOUS_SECRET, SECRET, type TestApp } from './support/http.js';
 
 const METRICS_TOKEN = 'metrics-token-for-the-log-test-0123456789';
 

@@ -3,8 +3,8 @@ import request from 'supertest';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
 import { Metrics } from '../src/metrics.js';
-import { buildApp, SECRET, type TestApp } from './http-support.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { buildApp, SECRET, type TestApp } from './support/http.js';
 
 const TOKEN = 'metrics-token-0123456789abcdef';
 

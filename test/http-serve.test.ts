@@ -1,9 +1,9 @@
 import { get } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { expect } from 'chai';
-import { HTTP_TASKS_DIR, SECRET } from './http-support.js';
 import { type Served, startServe } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { HTTP_TASKS_DIR, SECRET } from './support/http.js';
 
 describe('taskgate serve: shutdown', function () {
   this.timeout(60_000);

@@ -7,9 +7,9 @@ import { taskCatalog } from '../src/catalog.js';
 import { createLogger } from '../src/logger.js';
 import { RUN_LOG_MAX_BYTES, RUN_LOG_MAX_LINES } from '../src/runLog.js';
 import { deleteRunsBefore } from '../src/runs.js';
-import { buildApp, SECRET, type TestApp } from './http-support.js';
 import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { buildApp, SECRET, type TestApp } from './support/http.js';
 import { type StubServer, stubServer } from './support/stub-server.js';
 
 const OPERATOR_TASKS = fileURLToPath(new URL('./fixtures/tasks-operator/', import.meta.url));

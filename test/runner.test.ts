@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { TaskgateError } from '../src/errors.js';
 import type { Runner } from '../src/runner.js';
 import { findRun, type RunRecord } from '../src/runs.js';
 import { createTestDatabase, type TestDatabase, testDb } from './support/database.js';
+import { eventually } from './support/eventually.js';
 import { captureLogger, TEST_SECRET, testRunner } from './support/runner.js';
 
 async function rejection(promise: Promise<unknown>): Promise<TaskgateError> {
@@ -198,17 +198,14 @@ describe('the runner', () => {
     child.kill('SIGKILL');
     await once(child, 'exit');
     // Nobody renews the dead process's lease: it expires (RUN_LEASE_MS after its last renewal).
-    let again: RunRecord | undefined;
-    for (let attempt = 0; attempt < 100 && !again; attempt++) {
-      again = await runner
-        .run({ task: 'sleeper', params: { ms: 1 }, trigger: 'cli' })
-        .catch(async (error) => {
-          if ((error as TaskgateError).code !== 'TASK_BUSY') throw error;
-          await sleep(100);
-          return undefined;
-        });
-    }
-    expect(again?.status).to.equal('succeeded');
+    const again = await eventually(
+      () =>
+        runner
+          .run({ task: 'sleeper', params: { ms: 1 }, trigger: 'cli' })
+          .catch((error: TaskgateError) => (error.code === 'TASK_BUSY' ? null : Promise.reject(error))),
+      10_000,
+    );
+    expect(again.status).to.equal('succeeded');
     const ghost = await findRun(db.sql, ghostId);
     expect(ghost).to.include({ status: 'abandoned' });
     expect(ghost?.finishedAt).to.be.a('string');

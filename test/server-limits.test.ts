@@ -3,9 +3,9 @@ import { type AddressInfo, connect, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { expect } from 'chai';
 import { applyServerLimits, SERVER_LIMITS } from '../src/http/serverLimits.js';
-import { HTTP_TASKS_DIR, SECRET } from './http-support.js';
 import { type Served, startServe } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { HTTP_TASKS_DIR, SECRET } from './support/http.js';
 
 /** A raw connection that records when it was closed. */
 function open(port: number): { socket: Socket; closed: Promise<number>; text: () => string } {

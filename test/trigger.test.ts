@@ -2,9 +2,9 @@ import { expect } from 'chai';
 import { TriggerClient, triggerRemote } from '../src/client.js';
 import { parseSignature, verifySignature } from '../src/http/signature.js';
 import { runCli } from './support/cli.js';
+import { TEST_SECRET as SECRET } from './support/secrets.js';
 import { freePort, type SeenRequest, type StubAnswer, stubServer } from './support/stub-server.js';
 
-const SECRET = 'trigger-test-secret-0123456789abcdefghij';
 const RUN_ID = '11111111-2222-4333-8444-555555555555';
 const FAST = { retryDelayMs: 20, pollMs: 20, wakeTimeoutMs: 3_000 };
 

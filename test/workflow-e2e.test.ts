@@ -19,6 +19,7 @@ import {
 } from './support/actions.js';
 import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase, testDb } from './support/database.js';
+import { TEST_SECRET as SECRET } from './support/secrets.js';
 import {
   type ProxyAction,
   proxyServer,
@@ -29,7 +30,6 @@ import {
 import { startTcpProxy } from './support/tcp-proxy.js';
 
 const E2E_TASKS = fileURLToPath(new URL('./fixtures/tasks-e2e/', import.meta.url));
-const SECRET = 'e2e-secret-0123456789abcdefghijklmnopqrstu';
 
 /**
  * The generated workflow's jobs, run as GitHub would run them (expressions evaluated by GitHub's

@@ -237,7 +237,12 @@ export class Db implements Sql {
     for (let attempt = 1; ; attempt++) {
       const client = await this.acquire(deadline);
       const reused = this.used.has(client);
-      this.used.add(client);
+      if (!reused) {
+        this.used.add(client);
+        // A connection that dies while checked out (terminated, cut, or destroyed here after a
+        // deadline) also emits 'error'; its statement's rejection is what the caller handles.
+        client.on('error', () => undefined);
+      }
       this.busy.add(client);
       let broken: unknown;
       try {

@@ -1,6 +1,5 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig } from '../../src/config.js';
@@ -9,7 +8,9 @@ import { createApp } from '../../src/http/app.js';
 import { createLogger, type Logger } from '../../src/logger.js';
 import { loadRegistry, type Registry } from '../../src/registry.js';
 import { Runner } from '../../src/runner.js';
-import { TEST_SECRET } from './runner.js';
+import { TEST_SECRET } from './secrets.js';
+
+export { eventually } from './eventually.js';
 
 export const COORDINATION_TASKS = fileURLToPath(new URL('../fixtures/tasks-coordination/', import.meta.url));
 
@@ -59,25 +60,6 @@ export function overlapping(list: Execution[]): [Execution, Execution][] {
     }
   }
   return pairs;
-}
-
-/** Polls `check` until it returns something truthy, or fails after `timeoutMs`. */
-export async function eventually<T>(
-  check: () => Promise<T | undefined | null | false>,
-  timeoutMs: number,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > until) throw new Error(`not so within ${timeoutMs} ms${last ? `: ${last}` : ''}`);
-    await delay(50);
-  }
 }
 
 export interface Replica {

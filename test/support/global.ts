@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,7 +48,25 @@ export async function adminQuery(sql: string, params: unknown[] = []): Promise<p
   }
 }
 
+/** What the suites run besides Node: the workflow's steps need bash, curl and jq; the fault tests a real PgBouncer. */
+const TOOLS = ['bash', 'curl', 'jq', 'pgbouncer', 'shellcheck'] as const;
+
+function onPath(tool: string): boolean {
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/usr/local/sbin'];
+  return dirs.some((dir) => dir && existsSync(path.join(dir, tool)));
+}
+
+/** Says which tools are missing, loudly; on CI (which installs them) a missing one fails the run. */
+function checkTools(): void {
+  const missing = TOOLS.filter((tool) => !onPath(tool));
+  if (missing.length === 0) return;
+  const message = `missing test tools: ${missing.join(', ')} (apt-get install ${missing.join(' ')}); the suites that need them are skipped`;
+  if (process.env.CI) throw new Error(message.replace(/; the suites.*/, ': CI never skips their suites'));
+  process.stderr.write(`\n!!! ${message} !!!\n\n`);
+}
+
 export async function mochaGlobalSetup(): Promise<void> {
+  checkTools();
   const started = performance.now();
   let adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) {

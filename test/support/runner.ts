@@ -1,34 +1,16 @@
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config.js';
 import { createLogger, type Logger } from '../../src/logger.js';
 import { loadRegistry, type Registry } from '../../src/registry.js';
 import { type RunListener, Runner } from '../../src/runner.js';
+import { TEST_SECRET } from './secrets.js';
+
+export { captureLogger } from './logs.js';
+export { TEST_SECRET };
+
 import type { TestDatabase } from './database.js';
 
 export const RUNNER_TASKS = fileURLToPath(new URL('../fixtures/tasks-runner/', import.meta.url));
-export const TEST_SECRET = 'test-secret-0123456789abcdef0123456789';
-
-/** A logger whose JSON lines tests can read back. */
-export function captureLogger(level = 'info'): {
-  logger: Logger;
-  lines: () => Record<string, unknown>[];
-  text: () => string;
-} {
-  const stream = new PassThrough();
-  let text = '';
-  stream.on('data', (chunk) => (text += chunk));
-  const logger = createLogger({ level, pretty: false, destination: stream });
-  return {
-    logger,
-    text: () => text,
-    lines: () =>
-      text
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => JSON.parse(line)),
-  };
-}
 
 export function testConfig(db: TestDatabase, extra: Record<string, string> = {}) {
   return loadConfig({ NODE_ENV: 'test', DATABASE_URL: db.url, CRON_SECRET_KEY: TEST_SECRET, ...extra });

@@ -1,40 +1,21 @@
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { taskCatalog } from '../src/catalog.js';
-import { type Config, loadConfig } from '../src/config.js';
-import type { Db } from '../src/db/sql.js';
-import { createApp } from '../src/http/app.js';
-import { createLogger } from '../src/logger.js';
-import { Metrics } from '../src/metrics.js';
-import { loadRegistry, type Registry } from '../src/registry.js';
-import { Runner } from '../src/runner.js';
+import { taskCatalog } from '../../src/catalog.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import type { Db } from '../../src/db/sql.js';
+import { createApp } from '../../src/http/app.js';
+import { createLogger } from '../../src/logger.js';
+import { Metrics } from '../../src/metrics.js';
+import { loadRegistry, type Registry } from '../../src/registry.js';
+import { Runner } from '../../src/runner.js';
 
 /** The throw-away tasks the HTTP tests trigger. */
-export const HTTP_TASKS_DIR = fileURLToPath(new URL('./fixtures/tasks-http/', import.meta.url));
+export const HTTP_TASKS_DIR = fileURLToPath(new URL('../fixtures/tasks-http/', import.meta.url));
 
-export const SECRET = 'http-test-secret-0123456789abcdefghijklmnop';
-export const PREVIOUS_SECRET = 'http-test-previous-secret-9876543210zyxwvu';
+import { LogCapture } from './logs.js';
+import { TEST_SECRET } from './secrets.js';
 
-/** Every line a logger wrote, kept so that tests can read them as JSON. */
-export class LogCapture extends Writable {
-  readonly chunks: string[] = [];
-
-  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
-    this.chunks.push(chunk.toString('utf8'));
-    done();
-  }
-
-  get text(): string {
-    return this.chunks.join('');
-  }
-
-  lines(): Record<string, unknown>[] {
-    return this.text
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => JSON.parse(line));
-  }
-}
+export { PREVIOUS_SECRET, TEST_SECRET as SECRET } from './secrets.js';
+export { LogCapture };
 
 export interface TestApp {
   callback: ReturnType<ReturnType<typeof createApp>['callback']>;
@@ -55,7 +36,7 @@ export async function buildApp(
   env: Record<string, string | undefined> = {},
   options: { tasksDir?: string } = {},
 ): Promise<TestApp> {
-  const config = loadConfig({ NODE_ENV: 'test', CRON_SECRET_KEY: SECRET, ...env });
+  const config = loadConfig({ NODE_ENV: 'test', CRON_SECRET_KEY: TEST_SECRET, ...env });
   const logs = new LogCapture();
   const logger = createLogger({ level: 'trace', pretty: false, destination: logs });
   const registry = await loadRegistry(options.tasksDir ?? HTTP_TASKS_DIR);
