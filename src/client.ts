@@ -2,6 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ERROR_CODES, type ErrorCode, TaskgateError } from './errors.js';
 import { runOutcomeError } from './outcome.js';
+import { DEFAULT_RETRY_DELAY_MS, DEFAULT_WAKE_TIMEOUT_MS, TRANSIENT_STATUSES } from './wakePolicy.js';
 
 /**
  * The client side of `POST /cron/<task>`: what `taskgate trigger` (and any scheduler written in
@@ -56,12 +57,11 @@ interface Answer {
   headers: Headers;
 }
 
-/** Answers that mean "not now": a proxy in front of a waking host, the limiter, a time-out. */
-const TRANSIENT = new Set([408, 429, 502, 503, 504]);
+const TRANSIENT = new Set(TRANSIENT_STATUSES);
 
 const DEFAULTS = {
-  wakeTimeoutMs: 300_000,
-  retryDelayMs: 5_000,
+  wakeTimeoutMs: DEFAULT_WAKE_TIMEOUT_MS,
+  retryDelayMs: DEFAULT_RETRY_DELAY_MS,
   requestTimeoutMs: 120_000,
   pollMs: 2_000,
   waitTimeoutMs: 3_600_000,
