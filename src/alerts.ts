@@ -2,6 +2,7 @@ import { type TaskInfo, taskCatalog } from './catalog.js';
 import type { SqlClient } from './db/sql.js';
 import { claimUnsent, type Incident, openIncident, releaseIncident, resolveIncidents } from './incidents.js';
 import type { Logger } from './logger.js';
+import { deliver } from './outbound.js';
 import type { Registry } from './registry.js';
 import type { RunListener } from './runner.js';
 import type { RunRecord } from './runs.js';
@@ -168,25 +169,10 @@ export class Alerts {
   /** True when the webhook took it. The URL is a credential: it never reaches a log line. */
   private async post(payload: AlertPayload): Promise<boolean> {
     const fields = { task: payload.task, event: payload.event, incidentId: payload.incidentId };
-    try {
-      const response = await fetch(this.options.webhookUrl, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify(payload),
-        signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
-      });
-      await response.arrayBuffer().catch(() => undefined);
-      if (!response.ok) throw new Error(`the webhook answered HTTP ${response.status}`);
-      this.options.logger.info(fields, 'alert sent');
-      return true;
-    } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code;
-      this.options.logger.warn(
-        { ...fields, error: cause ?? (error as Error).message },
-        'alert not delivered',
-      );
-      return false;
-    }
+    const problem = await deliver(this.options.webhookUrl, payload, this.options.timeoutMs ?? 10_000);
+    if (problem) this.options.logger.warn({ ...fields, error: problem }, 'alert not delivered');
+    else this.options.logger.info(fields, 'alert sent');
+    return problem === null;
   }
 }
 

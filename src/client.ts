@@ -1,7 +1,10 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ERROR_CODES, type ErrorCode, TaskgateError } from './errors.js';
+import { describeFailure, send } from './outbound.js';
 import { runOutcomeError } from './outcome.js';
+import { signRequest } from './signing.js';
+import { DEFAULT_RETRY_DELAY_MS, DEFAULT_WAKE_TIMEOUT_MS, TRANSIENT_STATUSES } from './wakePolicy.js';
 
 /**
  * The client side of `POST /cron/<task>`: what `taskgate trigger` (and any scheduler written in
@@ -56,23 +59,15 @@ interface Answer {
   headers: Headers;
 }
 
-/** Answers that mean "not now": a proxy in front of a waking host, the limiter, a time-out. */
-const TRANSIENT = new Set([408, 429, 502, 503, 504]);
+const TRANSIENT = new Set(TRANSIENT_STATUSES);
 
 const DEFAULTS = {
-  wakeTimeoutMs: 300_000,
-  retryDelayMs: 5_000,
+  wakeTimeoutMs: DEFAULT_WAKE_TIMEOUT_MS,
+  retryDelayMs: DEFAULT_RETRY_DELAY_MS,
   requestTimeoutMs: 120_000,
   pollMs: 2_000,
   waitTimeoutMs: 3_600_000,
 };
-
-/** The X-Cron-Signature header for one request: taskgate accepts each signature once. */
-export function signatureHeader(secret: string, method: string, path: string, body: string, at = Date.now()) {
-  const t = Math.floor(at / 1000);
-  const digest = createHmac('sha256', secret).update(`${t}.${method}.${path}.${body}`, 'utf8').digest('hex');
-  return `t=${t},v1=${digest}`;
-}
 
 function errorFrom(status: number, body: Json | null): TaskgateError {
   const code = typeof body?.code === 'string' && body.code in ERROR_CODES ? (body.code as ErrorCode) : null;
@@ -84,13 +79,6 @@ function errorFrom(status: number, body: Json | null): TaskgateError {
 function retryAfterMs(headers: Headers): number | null {
   const value = headers.get('retry-after');
   return value && /^\d+$/.test(value) ? Number(value) * 1000 : null;
-}
-
-function describe(failure: unknown): string {
-  const cause = (failure as { cause?: { code?: string } }).cause;
-  if (cause?.code) return cause.code;
-  if ((failure as Error).name === 'TimeoutError') return 'timed out';
-  return (failure as Error).message ?? String(failure);
 }
 
 export class TriggerClient {
@@ -147,26 +135,29 @@ export class TriggerClient {
     if (!credentials) {
       // A probe: no secret, no signature.
     } else if (this.o.sign) {
-      headers['X-Cron-Signature'] = signatureHeader(
-        this.o.secret,
+      headers['X-Cron-Signature'] = signRequest(this.o.secret, {
         method,
-        url.pathname + url.search,
-        body ?? '',
-      );
+        path: url.pathname + url.search,
+        body: body ?? '',
+      });
     } else {
       headers['X-Cron-Secret'] = this.o.secret;
     }
-    const timeout = AbortSignal.timeout(this.o.requestTimeoutMs);
-    const signal = this.o.signal ? AbortSignal.any([this.o.signal, timeout]) : timeout;
-    const response = await fetch(url, { method, headers, body, signal, redirect: 'manual' });
-    const text = await response.text();
+    const answer = await send(url, {
+      method,
+      headers,
+      body,
+      timeoutMs: this.o.requestTimeoutMs,
+      signal: this.o.signal,
+      redirect: 'manual',
+    });
     let json: Json | null = null;
     try {
-      json = text ? JSON.parse(text) : null;
+      json = answer.text ? JSON.parse(answer.text) : null;
     } catch {
       json = null;
     }
-    return { status: response.status, body: json, headers: response.headers };
+    return { status: answer.status, body: json, headers: answer.headers };
   }
 
   /**
@@ -189,7 +180,7 @@ export class TriggerClient {
       } catch (failure) {
         // Aborted, or refused by this client itself (a foreign origin): retrying changes nothing.
         if (this.o.signal?.aborted || failure instanceof TaskgateError) throw failure;
-        problem = describe(failure);
+        problem = describeFailure(failure);
       }
       const pause = (answer && retryAfterMs(answer.headers)) ?? this.o.retryDelayMs;
       if (Date.now() + pause > deadline) {

@@ -1,4 +1,6 @@
+import pRetry from 'p-retry';
 import type { Logger } from './logger.js';
+import { deliver } from './outbound.js';
 import type { RunListener } from './runner.js';
 import type { RunRecord } from './runs.js';
 
@@ -59,34 +61,30 @@ export class Heartbeats {
 
   /** A few tries, each bounded; the URL is a credential and is never logged. */
   private async ping(url: string, run: RunRecord, beat: Beat): Promise<void> {
-    const attempts = this.options.attempts ?? 3;
-    const body = JSON.stringify({
+    const body = {
       task: run.task,
       runId: run.id,
       status: run.status,
       durationMs: run.durationMs,
       ...(run.error ? { error: run.error } : {}),
-    });
-    let problem = '';
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      try {
-        const response = await fetch(url, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
-          body,
-          signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
-        });
-        await response.arrayBuffer().catch(() => undefined);
-        if (response.ok) return;
-        problem = `HTTP ${response.status}`;
-      } catch (error) {
-        problem = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-      }
-      if (attempt < attempts) await new Promise((r) => setTimeout(r, this.options.retryDelayMs ?? 1_000));
+    };
+    try {
+      await pRetry(
+        async () => {
+          const problem = await deliver(url, body, this.options.timeoutMs ?? 10_000);
+          if (problem) throw new Error(problem);
+        },
+        {
+          retries: (this.options.attempts ?? 3) - 1,
+          minTimeout: this.options.retryDelayMs ?? 1_000,
+          factor: 1,
+        },
+      );
+    } catch (error) {
+      this.options.logger.warn(
+        { task: run.task, runId: run.id, beat, error: (error as Error).message },
+        'heartbeat not delivered',
+      );
     }
-    this.options.logger.warn(
-      { task: run.task, runId: run.id, beat, error: problem },
-      'heartbeat not delivered',
-    );
   }
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
+import pRetry from 'p-retry';
 import type { Config } from './config.js';
 import { type Db, isDatabaseUnavailable, type Sql, type SqlClient } from './db/sql.js';
 import { TaskgateError } from './errors.js';
@@ -427,9 +428,8 @@ export class Runner {
    */
   private async recordEnd(entry: Inflight, outcome: RunOutcome, logger: Logger): Promise<RunRecord> {
     const { db } = this.deps;
-    const budgetEnds = performance.now() + END_RECORD_BUDGET_MS;
-    for (let attempt = 1; ; attempt++) {
-      try {
+    return pRetry(
+      async () => {
         if (entry.ended) return (await findRun(db, entry.run.id)) ?? entry.run;
         const finished = await finishRun(db, entry.run.id, outcome, entry.log.record());
         entry.ended = true;
@@ -439,14 +439,20 @@ export class Runner {
           'the run had lost its lease: its end is not recorded over what the new owner wrote',
         );
         return (await findRun(db, entry.run.id)) ?? entry.run;
-      } catch (error) {
-        const retryable = isDatabaseUnavailable(error) && !this.closing;
-        if (!retryable || performance.now() > budgetEnds) throw error;
-        const waitMs = Math.min(5_000, 250 * 2 ** Math.min(attempt, 5));
-        logger.warn({ attempt, retryInMs: waitMs }, 'could not record the end of the run yet: retrying');
-        await delay(waitMs);
-      }
-    }
+      },
+      {
+        // 0.5 s doubling to 5 s between tries, for at most the budget.
+        retries: Number.POSITIVE_INFINITY,
+        minTimeout: 500,
+        maxTimeout: 5_000,
+        maxRetryTime: END_RECORD_BUDGET_MS,
+        shouldRetry: ({ error, attemptNumber }) => {
+          if (!isDatabaseUnavailable(error) || this.closing) return false;
+          logger.warn({ attempt: attemptNumber }, 'could not record the end of the run yet: retrying');
+          return true;
+        },
+      },
+    );
   }
 
   private async notify(event: 'onStart' | 'onFinish', run: RunRecord, logger: Logger): Promise<void> {

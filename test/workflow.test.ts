@@ -8,6 +8,7 @@ import { loadRegistry, type Registry } from '../src/registry.js';
 import { generateWorkflow, scheduleTable, WORKFLOW_PATH } from '../src/workflow.js';
 import { evaluate, githubContext, parseWorkflowText, runJob, type Workflow } from './support/actions.js';
 import { ROOT, runCli } from './support/cli.js';
+import { stubServer } from './support/stub-server.js';
 
 const SCHEDULE_TASKS = fileURLToPath(new URL('./fixtures/tasks-schedule/', import.meta.url));
 
@@ -138,7 +139,27 @@ describe('the generated GitHub Actions workflow', () => {
     expect(keepalive.if).to.equal("github.event_name == 'schedule'");
     expect(keepalive.permissions).to.deep.equal({ actions: 'write' });
     expect((workflow as unknown as Record<string, unknown>).permissions).to.deep.equal({});
-    expect(workflow.jobs.keepalive!.steps[0]!.run).to.include('/actions/workflows/taskgate.yml/enable');
+  });
+
+  it("keepalive enables this workflow through GitHub's API with the job's token", async () => {
+    const api = await stubServer(() => ({ status: 204 }));
+    try {
+      const github = githubContext({ name: 'schedule', schedule: '0 0 * * *' });
+      const job = await runJob(
+        workflow,
+        'keepalive',
+        { github },
+        { runnerEnv: { GITHUB_API_URL: api.url, GITHUB_REPOSITORY: 'example/app' } },
+      );
+      expect(job.ok, job.log).to.equal(true);
+      expect(api.seen.map((r) => `${r.method} ${r.path}`)).to.deep.equal([
+        'PUT /repos/example/app/actions/workflows/taskgate.yml/enable',
+      ]);
+      expect(api.seen[0]!.headers.authorization).to.equal(`Bearer ${github.token}`);
+      expect(job.log).to.include('the schedule of taskgate.yml stays enabled');
+    } finally {
+      await api.close();
+    }
   });
 
   it('is generated the same way twice (the check compares text)', () => {

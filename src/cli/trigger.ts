@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs';
 import { triggerRemote } from '../client.js';
 import { TaskgateError } from '../errors.js';
+import { DEFAULT_RETRY_DELAY_MS, DEFAULT_WAKE_TIMEOUT_MS } from '../wakePolicy.js';
 import { bootstrap } from './context.js';
 import { printError, printJson, printLine } from './output.js';
 import { parseParams, taskInputOptions } from './params.js';
@@ -37,10 +38,14 @@ export function registerTriggerCommand(cli: Argv): Argv {
         .option('idempotency-key', { type: 'string', describe: 'default: a new UUID, kept across retries' })
         .option('wake-timeout', {
           type: 'number',
-          default: 300,
+          default: DEFAULT_WAKE_TIMEOUT_MS / 1000,
           describe: 'seconds to keep retrying while the host wakes (503, refused, time-out)',
         })
-        .option('retry-delay', { type: 'number', default: 5, describe: 'seconds between retries' })
+        .option('retry-delay', {
+          type: 'number',
+          default: DEFAULT_RETRY_DELAY_MS / 1000,
+          describe: 'seconds between retries',
+        })
         .option('poll', { type: 'number', default: 2, describe: 'seconds between looks at a running run' })
         .option('json', { type: 'boolean', default: false, describe: "print taskgate's JSON answer" })
         .check((argv) => {

@@ -1,16 +1,12 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { type SignedRequest, signatureDigest, signaturePayload } from '../signing.js';
 
 /**
- * Signed mode: `X-Cron-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` where the HMAC, keyed
- * with the shared secret, covers `<t>.<METHOD>.<path>.<raw body>` (`path` as sent, with any query
- * string). The secret itself never crosses the wire, and the timestamp bounds how long a captured
- * request stays usable; the seen-signature store makes it usable once.
+ * The server's side of signed mode (the scheme and the signing are in src/signing.ts, shared with
+ * the remote client). The secret itself never crosses the wire, and the timestamp bounds how long
+ * a captured request stays usable; the seen-signature store makes it usable once.
  */
-export interface SignedRequest {
-  method: string;
-  path: string;
-  body: string;
-}
+export { type SignedRequest, signRequest } from '../signing.js';
 
 export interface ParsedSignature {
   timestamp: number;
@@ -20,23 +16,6 @@ export interface ParsedSignature {
 
 const HEX_DIGEST = /^[0-9a-f]{64}$/;
 const MAX_DIGESTS = 4;
-
-export function signaturePayload(timestamp: number, request: SignedRequest): string {
-  return `${timestamp}.${request.method.toUpperCase()}.${request.path}.${request.body}`;
-}
-
-export function hmacHex(secret: string, payload: string): string {
-  return createHmac('sha256', secret).update(payload, 'utf8').digest('hex');
-}
-
-/** The header value a caller sends; what `openssl dgst -sha256 -hmac` computes, in code. */
-export function signRequest(
-  secret: string,
-  request: SignedRequest,
-  timestamp = Math.floor(Date.now() / 1000),
-) {
-  return `t=${timestamp},v1=${hmacHex(secret, signaturePayload(timestamp, request))}`;
-}
 
 /** Null when the header is not of the expected shape. */
 export function parseSignature(header: string): ParsedSignature | null {
@@ -69,8 +48,9 @@ export function verifySignature(
   request: SignedRequest,
   secrets: readonly string[],
 ): boolean {
-  const payload = signaturePayload(parsed.timestamp, request);
-  const expected = secrets.map((secret) => Buffer.from(hmacHex(secret, payload), 'hex'));
+  const expected = secrets.map((secret) =>
+    Buffer.from(signatureDigest(secret, parsed.timestamp, request), 'hex'),
+  );
   let found = false;
   for (const digest of parsed.digests) {
     const given = Buffer.from(digest, 'hex');

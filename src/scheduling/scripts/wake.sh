@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The "Wake the host" step of the generated workflow: GET /readyz until it answers 200.
+# Everything above the first blank line is left out of the workflow (GitHub runs steps with
+# bash -eo pipefail already); the rest is embedded as the step's script by src/workflow.ts.
+set -eo pipefail
+
+# shellcheck source=SCRIPTDIR/prelude.sh
+source "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
+
+# A sleeping host answers slowly, refuses connections or says 503 until it is up; /readyz is 200
+# only once taskgate and its database both answer (a database failover also waits here).
+attempt=1
+while true; do
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --connect-timeout 20 --max-time 90 "$base/readyz") || true
+  if [ "$code" = 200 ]; then
+    echo "taskgate is up (attempt $attempt, ${SECONDS}s)"
+    exit 0
+  fi
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "::error::GET $base/readyz did not answer 200 within ${WAKE_TIMEOUT}s (last answer: $code)"
+    exit 1
+  fi
+  echo "GET /readyz answered $code: the host or its database may be waking up, retrying in ${RETRY_DELAY}s"
+  sleep "$RETRY_DELAY"
+  attempt=$((attempt + 1))
+done
