@@ -284,7 +284,9 @@ describe('flushexpiredtokens_daily', () => {
       await app.query(`delete from ${O} where id = $1`, [doomed]);
       await app.query('commit');
       const result = await flush;
-      expect(result).to.include({ deletedOutstanding: 1, deletedBlacklisted: 0, retries: 1, complete: true });
+      expect(result).to.include({ deletedOutstanding: 1, deletedBlacklisted: 0, complete: true });
+      // Once, or again when its retry met the application's delete before that went through.
+      expect(result.retries).to.be.within(1, 4);
       expect(await tokenIds()).to.deep.equal([live]);
       expect(await danglingBlacklistRows()).to.equal(0);
     } finally {
