@@ -286,7 +286,7 @@ describe('flushexpiredtokens_daily', () => {
       const result = await flush;
       expect(result).to.include({ deletedOutstanding: 1, deletedBlacklisted: 0, complete: true });
       // Once, or again when its retry met the application's delete before that went through.
-      expect(result.retries).to.be.within(1, 4);
+      expect((result as { retries: number }).retries).to.be.within(1, 4);
       expect(await tokenIds()).to.deep.equal([live]);
       expect(await danglingBlacklistRows()).to.equal(0);
     } finally {
