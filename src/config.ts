@@ -100,6 +100,12 @@ const schema = z.object({
   SIMPLEJWT_BLACKLIST_TABLE: identifier('token_blacklist_blacklistedtoken'),
 });
 
+/**
+ * Every environment variable loadConfig reads by name (besides the HEARTBEAT_PREFIX family): what
+ * the README, .env.sample, render.yaml, the Dockerfile and docker-compose.yml may mention.
+ */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
+
 export interface Config {
   env: 'development' | 'production' | 'test';
   /** Unset outside production means: run an embedded PostgreSQL. */
@@ -207,6 +213,11 @@ export interface LoadConfigOptions {
   generateSecret?: () => string;
   /** LOG_LEVEL when unset (the CLI's task commands default to warnings only). */
   defaultLogLevel?: string;
+  /**
+   * Whether production insists on CRON_SECRET_KEY (default true). Only `serve` checks callers;
+   * commands that never use the secret (list, runs, status, doctor, ...) need none.
+   */
+  requireSecret?: boolean;
 }
 
 /**
@@ -240,7 +251,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
       'DATABASE_URL is required in production (embedded PostgreSQL is for development only)',
     );
   }
-  if (production && !vars.CRON_SECRET_KEY) {
+  if (production && !vars.CRON_SECRET_KEY && options.requireSecret !== false) {
     throw new ConfigError(
       `CRON_SECRET_KEY is required in production: set a random string of at least ${MIN_SECRET_LENGTH} characters`,
     );

@@ -55,7 +55,8 @@ const MAX_ID = 2n ** 63n - 1n;
 
 /** The tables as they resolve on the search path, and the blacklist's foreign keys to the tokens. */
 export function describeTokenTablesSql(): string {
-  return `select to_regclass($1)::text as outstanding,
+  return `select current_database() as database,
+                 to_regclass($1)::text as outstanding,
                  to_regclass($2)::text as blacklist,
                  (select coalesce(json_agg(json_build_object('name', conname, 'deferrable', condeferrable)), '[]')
                     from pg_constraint
@@ -167,15 +168,25 @@ export async function checkTokenTables(client: SqlClient, tables: TokenTables): 
     quote(tables.outstanding),
     quote(tables.blacklist),
   ]);
-  const found = rows[0] as { outstanding: string | null; blacklist: string | null; keys: unknown };
-  if (!found.outstanding) {
+  const found = rows[0] as {
+    database: string;
+    outstanding: string | null;
+    blacklist: string | null;
+    keys: unknown;
+  };
+  const missing = [
+    ...(found.outstanding ? [] : [tables.outstanding]),
+    ...(found.blacklist ? [] : [tables.blacklist]),
+  ];
+  if (missing.length > 0) {
+    // taskgate never creates the application's tables outside its embedded development database:
+    // missing tables mean a wrong database, an application not migrated, or renamed tables.
+    const names = missing.map((name) => `"${name}"`).join(' and ');
     throw new TokenTablesError(
-      `table "${tables.outstanding}" does not exist: set SIMPLEJWT_OUTSTANDING_TABLE to simplejwt's outstanding token table`,
-    );
-  }
-  if (!found.blacklist) {
-    throw new TokenTablesError(
-      `table "${tables.blacklist}" does not exist: set SIMPLEJWT_BLACKLIST_TABLE to simplejwt's blacklisted token table`,
+      `simplejwt's ${missing.length > 1 ? 'tables' : 'table'} ${names} ${missing.length > 1 ? 'are' : 'is'} not in database "${found.database}": ` +
+        "check that DATABASE_URL names the application's database, that the application's `manage.py migrate` " +
+        'has run with rest_framework_simplejwt.token_blacklist installed, and SIMPLEJWT_OUTSTANDING_TABLE and ' +
+        'SIMPLEJWT_BLACKLIST_TABLE if it renamed the tables',
     );
   }
   const keys = (typeof found.keys === 'string' ? JSON.parse(found.keys) : found.keys) as {

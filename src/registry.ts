@@ -77,6 +77,11 @@ export function validateTask(file: string, exported: unknown): RegisteredTask {
     throw invalid(file, 'params must be a z.strictObject({...}) schema');
   if (!task.params.safeParse({}).success)
     throw invalid(file, 'params must parse {} (give every field a default)');
+  for (const hook of ['check', 'prepareDevDatabase'] as const) {
+    if (task[hook] !== undefined && typeof task[hook] !== 'function') {
+      throw invalid(file, `${hook} must be a function when given`);
+    }
+  }
   if (task.timeoutMs !== undefined && !(Number.isInteger(task.timeoutMs) && task.timeoutMs > 0)) {
     throw invalid(file, 'timeoutMs must be a positive integer');
   }

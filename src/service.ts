@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Config } from './config.js';
+import { describeDatabase, permanentConnectionError } from './db/connect.js';
 import { type EmbeddedDatabase, startEmbeddedDatabase } from './db/embedded.js';
 import { LazyOrm } from './db/lazyOrm.js';
 import { pendingMigrations } from './db/migrations/pending.js';
@@ -17,15 +18,50 @@ export interface Database {
   orm: LazyOrm;
   /** taskgate's own SQL: bounded waits, no connection held between uses (src/db/sql.ts). */
   db: Db;
+  /** The URL it was opened with (the embedded one's when DATABASE_URL is unset). */
+  url: string;
+  /** The embedded development database: taskgate's own. */
+  embedded: boolean;
   close(): Promise<void>;
 }
 
 /**
- * Connects to DATABASE_URL, or outside production starts (or joins) the embedded PostgreSQL,
- * then applies pending migrations. A database that cannot be reached (a failover, a host still
- * waking) is tried again with backoff for DATABASE_STARTUP_TIMEOUT_MS, each try logged.
+ * The embedded database is taskgate's own: it gets the tables its tasks work on (the flush:
+ * simplejwt's), which on a DATABASE_URL the application makes itself. Nothing elsewhere.
  */
-export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
+export async function prepareDevTables(
+  database: Pick<Database, 'db' | 'embedded'>,
+  registry: Registry,
+): Promise<void> {
+  if (!database.embedded) return;
+  for (const task of registry.list()) await task.definition.prepareDevDatabase?.(database.db);
+}
+
+export interface OpenOptions {
+  /**
+   * `serve` and `migrate`: apply pending migrations. Every other command finds taskgate's schema
+   * as it is and writes nothing to it; a schema not yet migrated is an error naming the fix.
+   */
+  migrate?: boolean;
+  /** `doctor`: open the database even when the schema is not migrated, to report on it. */
+  inspect?: boolean;
+  /** The tasks whose tables the embedded development database gets (prepareDevDatabase). */
+  registry?: Registry;
+}
+
+/**
+ * Connects to DATABASE_URL, or outside production starts (or joins) the embedded PostgreSQL. The
+ * embedded database is taskgate's own: it is created, migrated and given the tasks' tables. A
+ * DATABASE_URL's database is never created, and migrated only when `migrate` is asked. A
+ * database that cannot be reached (a failover, a host still waking) is tried again with backoff
+ * for DATABASE_STARTUP_TIMEOUT_MS, each try logged; one that does not exist or refuses the role
+ * is not (no retry changes that).
+ */
+export async function openDatabase(
+  config: Config,
+  logger: Logger,
+  options: OpenOptions = {},
+): Promise<Database> {
   let embedded: EmbeddedDatabase | undefined;
   let url = config.databaseUrl;
   if (!url) {
@@ -50,13 +86,30 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
   });
   const orm = new LazyOrm(url);
   try {
+    const target = url;
     await untilReachable(database.startupTimeoutMs, logger, async () => {
+      await db.query('select 1').catch((error: unknown) => {
+        throw permanentConnectionError(error, target) ?? error;
+      });
+      if (!embedded && !options.migrate) return;
       // One query decides; the migrator, under its lock, decides again (src/db/orm.ts).
       if ((await pendingMigrations(db)).length === 0) return;
       const { migrate } = await import('./db/orm.js');
       const applied = await migrate(await orm.ready());
       if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
     });
+    if (!embedded && !options.migrate && !options.inspect) {
+      const pending = await pendingMigrations(db);
+      if (pending.length > 0) {
+        throw new TaskgateError(
+          'CONFIG_INVALID',
+          `taskgate's schema in database ${describeDatabase(url)} is not migrated (${pending.length} pending): ` +
+            'run `taskgate migrate` (`taskgate serve` migrates at start)',
+          { pending },
+        );
+      }
+    }
+    if (options.registry) await prepareDevTables({ db, embedded: Boolean(embedded) }, options.registry);
   } catch (error) {
     await db.close();
     await orm.close();
@@ -66,6 +119,8 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
   return {
     orm,
     db,
+    url,
+    embedded: Boolean(embedded),
     async close() {
       await db.close();
       await orm.close();
@@ -127,10 +182,10 @@ export interface Core {
 export async function openServices(
   config: Config,
   logger: Logger,
-  options: { listeners?: (core: Core) => RunListener[]; tasksDir?: string } = {},
+  options: { listeners?: (core: Core) => RunListener[]; tasksDir?: string; migrate?: boolean } = {},
 ): Promise<Services> {
   // The tasks load while the database connects and its migrations are checked.
-  const opening = openDatabase(config, logger);
+  const opening = openDatabase(config, logger, { migrate: options.migrate });
   opening.catch(() => undefined); // awaited below; marked handled while the tasks load
   let registry: Registry;
   try {
@@ -141,6 +196,7 @@ export async function openServices(
     throw error;
   }
   const database = await opening;
+  await prepareDevTables(database, registry);
   const runner = new Runner({
     db: database.db,
     orm: () => database.orm.get(),

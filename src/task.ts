@@ -10,8 +10,22 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { z } from 'zod';
 import type { Config } from './config.js';
-import type { Sql } from './db/sql.js';
+import type { Sql, SqlClient } from './db/sql.js';
 import type { Logger } from './logger.js';
+
+/** One finding of `taskgate doctor`, printed as one line. */
+export interface CheckResult {
+  name: string;
+  /** fail makes `doctor` exit 1; warn is worth reading; skip could not be checked here. */
+  verdict: 'ok' | 'warn' | 'fail' | 'skip';
+  message: string;
+}
+
+export interface CheckContext {
+  /** taskgate's SQL handle (as in a run); the checks only read. */
+  db: SqlClient;
+  config: Config;
+}
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };
 
@@ -57,6 +71,13 @@ export interface TaskDefinition<Schema extends z.ZodType = z.ZodType, Result ext
   /** How late a scheduled run may be before the task counts as overdue (default: a sensible share of its period). */
   graceMs?: number;
   run(ctx: TaskContext<z.output<Schema>>): Promise<Result>;
+  /** What the task needs of the database, for `taskgate doctor`; reads only. */
+  check?(ctx: CheckContext): Promise<CheckResult[]>;
+  /**
+   * Creates the tables the task works on in the embedded development database, which is
+   * taskgate's own. Never called on a DATABASE_URL: there the application owns its tables.
+   */
+  prepareDevDatabase?(db: SqlClient): Promise<void>;
 }
 
 /** Gives a task full type inference of its params in `run`. */

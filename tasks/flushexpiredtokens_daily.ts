@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { countExpiredTokens, flushExpiredTokens } from '../src/flush.js';
 import { defineTask } from '../src/task.js';
+import { checkSimplejwtTables, createSimplejwtTables } from './_simplejwt.js';
 
 /**
  * djangorestframework-simplejwt's `flushexpiredtokens`, in batches (the SQL and why it is shaped
@@ -36,4 +37,6 @@ export default defineTask({
     if (!result.complete) logger.warn(result, 'flush stopped between batches; the next run finishes it');
     return { ...result };
   },
+  check: ({ db, config }) => checkSimplejwtTables(db, config.tokenTables, 'flushexpiredtokens_daily'),
+  prepareDevDatabase: createSimplejwtTables,
 });

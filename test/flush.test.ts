@@ -371,7 +371,10 @@ describe('flushexpiredtokens_daily', () => {
       const wrong = await runner().run({ task: TASK, trigger: 'cli' });
       expect(wrong.status).to.equal('failed');
       expect(wrong.error).to.equal(
-        `table "${O}" does not exist: set SIMPLEJWT_OUTSTANDING_TABLE to simplejwt's outstanding token table`,
+        `simplejwt's tables "${O}" and "${B}" are not in database "${db.name}": check that DATABASE_URL ` +
+          "names the application's database, that the application's `manage.py migrate` has run with " +
+          'rest_framework_simplejwt.token_blacklist installed, and SIMPLEJWT_OUTSTANDING_TABLE and ' +
+          'SIMPLEJWT_BLACKLIST_TABLE if it renamed the tables',
       );
       const run = await runner({
         SIMPLEJWT_OUTSTANDING_TABLE: 'JwtOutstanding',

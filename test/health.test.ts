@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -6,6 +6,7 @@ import request from 'supertest';
 import { startEmbeddedDatabase } from '../src/db/embedded.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
+import { ROOT } from './support/cli.js';
 import { createTestDatabase, type TestDatabase, testDb } from './support/database.js';
 
 const logger = createLogger({ level: 'silent', pretty: false });
@@ -17,10 +18,11 @@ describe('health endpoints', () => {
   });
   after(async () => db.drop());
 
-  it('GET /healthz answers 200 while the process is up', async () => {
+  it("GET /healthz answers 200 with taskgate's version while the process is up", async () => {
     const res = await request(createApp({ db: db.sql, logger }).callback()).get('/healthz');
     expect(res.status).to.equal(200);
-    expect(res.body).to.deep.equal({ status: 'ok' });
+    const { version } = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
+    expect(res.body).to.deep.equal({ status: 'ok', version });
   });
 
   it('GET /readyz answers 200 when the database answers', async () => {

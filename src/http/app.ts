@@ -7,6 +7,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Registry } from '../registry.js';
 import type { Runner } from '../runner.js';
+import { VERSION } from '../version.js';
 import { authenticate, bearerToken, credentialHeaders, refuse } from './auth.js';
 import { addCronRoutes } from './cron.js';
 import { errorHandler } from './errors.js';
@@ -75,7 +76,7 @@ export function createApp(deps: AppDeps): Koa {
   const router = new Router();
 
   router.get('/healthz', (ctx) => {
-    ctx.body = { status: 'ok' };
+    ctx.body = { status: 'ok', version: VERSION };
   });
   router.get('/readyz', async (ctx) => {
     const problem = await checkDatabase(deps.db);

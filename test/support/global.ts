@@ -5,10 +5,12 @@ import path from 'node:path';
 import pg from 'pg';
 import { type EmbeddedDatabase, startEmbeddedDatabase } from '../../src/db/embedded.js';
 import { initORM, migrate } from '../../src/db/orm.js';
+import { loadRegistry } from '../../src/registry.js';
 
 /**
  * Mocha's global setup: one PostgreSQL for the whole run (TEST_DATABASE_URL, or an embedded one on
- * a free port) and a migrated template database that each test file copies (see database.ts).
+ * a free port) and a migrated template database, with the tasks' tables, that each test file
+ * copies (see database.ts).
  */
 export interface TestCluster {
   adminUrl: string;
@@ -86,6 +88,15 @@ export async function mochaGlobalSetup(): Promise<void> {
   const orm = await initORM(urlFor(adminUrl, template));
   try {
     await migrate(orm);
+    // The template is taskgate's own, like the embedded development database: it gets the tables
+    // taskgate's tasks work on (simplejwt's) from the tasks themselves, as `npm start` does.
+    const pool = orm.em.getConnection().getKnex().client;
+    const client = await pool.acquireConnection();
+    try {
+      for (const task of (await loadRegistry()).list()) await task.definition.prepareDevDatabase?.(client);
+    } finally {
+      await pool.releaseConnection(client);
+    }
   } finally {
     await orm.close(true);
   }

@@ -1,0 +1,133 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import request from 'supertest';
+import { parse } from 'yaml';
+import { CONFIG_VARIABLES, HEARTBEAT_PREFIX, loadConfig } from '../src/config.js';
+import { createApp } from '../src/http/app.js';
+import { createLogger } from '../src/logger.js';
+import { ROOT } from './support/cli.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+
+const read = (file: string) => readFile(path.join(ROOT, file), 'utf8');
+const START = 'node dist/src/cli/main.js serve';
+/** Read by the test suite and the benchmarks, never by taskgate itself. */
+const NOT_TASKGATE = new Set(['TEST_DATABASE_URL', 'BENCH_DATABASE_URL', 'BENCH_CLI']);
+
+const known = (name: string) => CONFIG_VARIABLES.includes(name) || name.startsWith(HEARTBEAT_PREFIX);
+
+interface Blueprint {
+  services: {
+    type: string;
+    runtime: string;
+    buildCommand: string;
+    startCommand: string;
+    healthCheckPath: string;
+    envVars: { key: string; value?: string; sync?: boolean; generateValue?: boolean }[];
+  }[];
+}
+
+/** `KEY=value` names in a Dockerfile's ENV lines. */
+function dockerfileEnv(text: string): string[] {
+  return [...text.matchAll(/^ENV\s+(.*)$/gm)].flatMap((m) =>
+    [...m[1]!.matchAll(/([A-Z_][A-Z0-9_]*)=/g)].map((v) => v[1]!),
+  );
+}
+
+describe('render.yaml, the Dockerfile, docker-compose.yml and the README agree with the code', () => {
+  let blueprint: Blueprint['services'][number];
+  let dockerfile: string;
+  let compose: {
+    services: Record<
+      string,
+      { environment?: Record<string, string>; ports?: string[]; healthcheck?: { test: string[] } }
+    >;
+  };
+  let readme: string;
+  let db: TestDatabase;
+  const defaults = loadConfig({});
+
+  before(async () => {
+    blueprint = (parse(await read('render.yaml')) as Blueprint).services[0]!;
+    dockerfile = await read('Dockerfile');
+    compose = parse(await read('docker-compose.yml'));
+    readme = await read('README.md');
+    db = await createTestDatabase();
+  });
+  after(async () => db.drop());
+
+  it('start the compiled service with node itself, as package.json and the bin say', async () => {
+    const pkg = JSON.parse(await read('package.json'));
+    expect(blueprint.startCommand).to.equal(START);
+    expect(JSON.parse(dockerfile.match(/^CMD (\[.*\])$/m)![1]!)).to.deep.equal(START.split(' '));
+    expect(pkg.scripts['start:prod']).to.equal(`exec ${START}`);
+    expect(pkg.bin.taskgate).to.equal('dist/src/cli/main.js');
+    expect(readme).to.include(START);
+  });
+
+  it('build with dev dependencies and without optional ones, on the current Node.js LTS', async () => {
+    expect(blueprint.buildCommand).to.equal('npm ci --include=dev --omit=optional && npm run build');
+    expect((await read('.node-version')).trim()).to.equal('24');
+    const froms = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    expect(froms).to.deep.equal(['node:24-bookworm-slim', 'node:24-bookworm-slim']);
+    expect(dockerfile).to.include('npm ci --no-audit --no-fund --omit=optional');
+    expect(dockerfile).to.include('npm ci --no-audit --no-fund --omit=dev --omit=optional');
+  });
+
+  it('check the health path the service answers', async () => {
+    const app = createApp({ db: db.sql, logger: createLogger({ level: 'silent', pretty: false }) });
+    expect(blueprint.healthCheckPath).to.equal('/healthz');
+    expect((await request(app.callback()).get(blueprint.healthCheckPath)).status).to.equal(200);
+    expect(dockerfile).to.match(/^HEALTHCHECK .*\\\n\s+CMD \["node", "-e", ".*\/healthz/m);
+    expect(compose.services.taskgate!.healthcheck!.test.join(' ')).to.include(
+      'http://127.0.0.1:3000/healthz',
+    );
+  });
+
+  it('use the port taskgate listens on by default', () => {
+    expect(defaults.port).to.equal(3000);
+    expect(dockerfile).to.match(new RegExp(`^EXPOSE ${defaults.port}$`, 'm'));
+    expect(compose.services.taskgate!.ports).to.deep.equal([`${defaults.port}:${defaults.port}`]);
+    expect(compose.services.taskgate!.environment!.PORT).to.equal(String(defaults.port));
+  });
+
+  it("set production, the database entered by the user, a generated secret and Render's proxy hops", () => {
+    const vars = Object.fromEntries(blueprint.envVars.map((v) => [v.key, v]));
+    expect(vars.NODE_ENV).to.deep.equal({ key: 'NODE_ENV', value: 'production' });
+    expect(vars.DATABASE_URL).to.deep.equal({ key: 'DATABASE_URL', sync: false });
+    expect(vars.CRON_SECRET_KEY).to.deep.equal({ key: 'CRON_SECRET_KEY', generateValue: true });
+    expect(loadConfig({ TRUST_PROXY: vars.TRUST_PROXY!.value }).http.trustProxyHops).to.equal(2);
+  });
+
+  it('name only variables loadConfig knows', () => {
+    const named = [
+      ...blueprint.envVars.map((v) => v.key),
+      ...dockerfileEnv(dockerfile),
+      ...Object.keys(compose.services.taskgate!.environment ?? {}),
+    ];
+    expect(named.filter((name) => !known(name))).to.deep.equal([]);
+  });
+
+  it('README: the configuration table documents exactly the variables loadConfig knows', () => {
+    const table = readme.slice(readme.indexOf('| variable | default | meaning |'));
+    const rows = table.slice(0, table.indexOf('\n\n')).split('\n').slice(2);
+    const documented = rows.flatMap((row) =>
+      [...row.split('|')[1]!.matchAll(/`([A-Z0-9_<>]+)`/g)].map((m) => m[1]!),
+    );
+    expect(documented.filter((name) => name !== `${HEARTBEAT_PREFIX}<TASK>`).sort()).to.deep.equal(
+      [...CONFIG_VARIABLES].sort(),
+    );
+    expect(documented).to.include(`${HEARTBEAT_PREFIX}<TASK>`);
+  });
+
+  it('README and .env.sample set no variable that taskgate does not know', async () => {
+    const assigned = (text: string) =>
+      [...text.matchAll(/(?:^|[\s#`])([A-Z][A-Z0-9_]{2,})=/gm)].map((m) => m[1]!);
+    const unknown = (text: string) =>
+      assigned(text).filter((name) => !known(name) && !NOT_TASKGATE.has(name));
+    expect(unknown(readme)).to.deep.equal([]);
+    const sample = await read('.env.sample');
+    expect(unknown(sample)).to.deep.equal([]);
+    expect(CONFIG_VARIABLES.filter((name) => !assigned(sample).includes(name))).to.deep.equal([]);
+  });
+});

