@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { access, chmod, cp, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -90,6 +91,35 @@ describe('the production build', function () {
     });
     expect(result.code, result.stderr).to.equal(0);
     expect(result.stdout).to.equal(`${version}\n`);
+  });
+
+  it('exits 1 within 2 s with one line when the port is in use', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const started = performance.now();
+      const result = await runProcess(process.execPath, ['dist/src/cli/main.js', 'serve'], {
+        cwd: appDir,
+        env: {
+          ...env,
+          NODE_ENV: 'production',
+          DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none',
+          CRON_SECRET_KEY: TEST_SECRET,
+          HOST: '127.0.0.1',
+          PORT: String(port),
+        },
+        timeoutMs: 10_000,
+      });
+      timings.portInUseExit = Math.round(performance.now() - started);
+      expect(result.code).to.equal(1);
+      expect(result.stderr).to.equal(
+        `taskgate: port ${port} on 127.0.0.1 is already in use: stop what listens there or set PORT\n`,
+      );
+      expect(timings.portInUseExit).to.be.below(2_000);
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+    }
   });
 
   describe('node dist/src/cli/main.js serve with NODE_ENV=production', () => {
