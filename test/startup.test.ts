@@ -45,9 +45,9 @@ describe('start-up', () => {
     }
   });
 
-  it('applies pending migrations when it opens a database that has some', async () => {
+  it('applies pending migrations when it opens a database that has some, for serve and migrate', async () => {
     db = await createTestDatabase({ migrated: false });
-    const database = await openDatabase(testConfig(db), silent);
+    const database = await openDatabase(testConfig(db), silent, { migrate: true });
     try {
       expect(await pendingMigrations(database.db)).to.deep.equal([]);
     } finally {
