@@ -12,6 +12,8 @@ export interface TaskInfo {
   schedule: string | null;
   scheduleText: string;
   params: unknown;
+  /** The environment variables the task reads (its own settings), as JSON Schema; null when none. */
+  settings: unknown;
   lastRun: RunRecord | null;
   lastSuccess: RunRecord | null;
   nextRunAt: string | null;
@@ -51,6 +53,7 @@ export async function taskCatalog(registry: Registry, db: SqlClient | null, now:
       schedule: schedule?.expression ?? null,
       scheduleText: described[i] ?? 'on demand only',
       params: z.toJSONSchema(definition.params, { io: 'input' }),
+      settings: definition.settings ? z.toJSONSchema(definition.settings, { io: 'input' }) : null,
       lastRun: runs?.last ?? null,
       lastSuccess,
       nextRunAt: schedule?.next(now)?.toISOString() ?? null,

@@ -33,11 +33,6 @@ const secret = optionalText.refine(
   `must be at least ${MIN_SECRET_LENGTH} characters (${HOW_TO_MAKE_ONE})`,
 );
 
-const identifier = (fallback: string) =>
-  optionalText
-    .transform((value) => value ?? fallback)
-    .pipe(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be a plain SQL table name'));
-
 /** How many proxies in front of taskgate append to X-Forwarded-For; 0 trusts none. */
 const proxyHops = optionalText
   .transform((value) => (value === undefined || value === 'false' || value === 'off' ? '0' : value))
@@ -96,8 +91,6 @@ const schema = z.object({
   ALERT_WEBHOOK_URL: httpUrl,
   OVERDUE_CHECK_INTERVAL_MS: integer(300_000, 0, 86_400_000),
   TASKGATE_URL: httpUrl,
-  SIMPLEJWT_OUTSTANDING_TABLE: identifier('token_blacklist_outstandingtoken'),
-  SIMPLEJWT_BLACKLIST_TABLE: identifier('token_blacklist_blacklistedtoken'),
 });
 
 /**
@@ -120,7 +113,11 @@ export interface Config {
   shutdownGraceMs: number;
   /** The folder of task modules; unset means taskgate's own `tasks/`. */
   tasksDir: string | undefined;
-  tokenTables: { outstanding: string; blacklist: string };
+  /**
+   * The environment as it was read, for the tasks' own settings (`settings` in a task's
+   * definition), which are checked when the tasks load.
+   */
+  environment: Readonly<Record<string, string | undefined>>;
   database: DatabaseConfig;
   /** How long a run's lease lasts without renewal: the bound after which a dead process's task is free. */
   runLeaseMs: number;
@@ -275,7 +272,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
     logLevel: vars.LOG_LEVEL ?? options.defaultLogLevel ?? 'info',
     shutdownGraceMs: vars.SHUTDOWN_GRACE_MS,
     tasksDir: vars.TASKS_DIR,
-    tokenTables: { outstanding: vars.SIMPLEJWT_OUTSTANDING_TABLE, blacklist: vars.SIMPLEJWT_BLACKLIST_TABLE },
+    environment: Object.freeze({ ...env }),
     database: {
       poolMax: vars.DATABASE_POOL_MAX,
       queryTimeoutMs: vars.DATABASE_QUERY_TIMEOUT_MS,

@@ -101,7 +101,7 @@ async function databaseChecks(
   for (const task of registry.list()) {
     if (!task.definition.check) continue;
     try {
-      checks.push(...(await task.definition.check({ db, config })));
+      checks.push(...(await task.definition.check({ db, settings: task.settings })));
     } catch (error) {
       checks.push({ name: task.definition.name, verdict: 'fail', message: (error as Error).message });
     }

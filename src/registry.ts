@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { ConfigError } from './config.js';
 import { TaskgateError } from './errors.js';
 import { Schedule } from './schedule.js';
 import type { AnyTask } from './task.js';
@@ -17,6 +18,8 @@ export interface RegisteredTask {
   params: z.ZodObject;
   /** Parsed schedule, or null for on-demand tasks. */
   schedule: Schedule | null;
+  /** The task's settings, read from the environment when it was loaded (defaults when none is given). */
+  settings: Record<string, unknown>;
   file: string;
 }
 
@@ -59,7 +62,11 @@ function invalid(file: string, problem: string): TaskgateError {
 }
 
 /** Checks one module's export against the task contract; throws naming the file. */
-export function validateTask(file: string, exported: unknown): RegisteredTask {
+export function validateTask(
+  file: string,
+  exported: unknown,
+  env: Readonly<Record<string, string | undefined>> = {},
+): RegisteredTask {
   const task = exported as Partial<AnyTask> | undefined;
   const expected = path.basename(file).replace(/\.[^.]+$/, '');
   if (!task || typeof task !== 'object')
@@ -77,6 +84,16 @@ export function validateTask(file: string, exported: unknown): RegisteredTask {
     throw invalid(file, 'params must be a z.strictObject({...}) schema');
   if (!task.params.safeParse({}).success)
     throw invalid(file, 'params must parse {} (give every field a default)');
+  for (const alias of task.aliases ?? []) {
+    if (
+      typeof alias?.path !== 'string' ||
+      !/^\/[A-Za-z0-9/_.-]*$/.test(alias.path) ||
+      alias.path.startsWith('/cron')
+    )
+      throw invalid(file, `alias ${JSON.stringify(alias?.path)} must be a path of its own (not under /cron)`);
+  }
+  if (task.settings !== undefined && !(task.settings instanceof z.ZodObject))
+    throw invalid(file, 'settings must be a z.object({...}) schema of environment variables');
   for (const hook of ['check', 'prepareDevDatabase'] as const) {
     if (task[hook] !== undefined && typeof task[hook] !== 'function') {
       throw invalid(file, `${hook} must be a function when given`);
@@ -102,11 +119,31 @@ export function validateTask(file: string, exported: unknown): RegisteredTask {
       throw invalid(file, `schedule ${(error as Error).message}`);
     }
   }
-  return { definition: task as AnyTask, params: task.params.strict(), schedule, file };
+  return {
+    definition: task as AnyTask,
+    params: task.params.strict(),
+    schedule,
+    settings: readSettings(task as AnyTask, env),
+    file,
+  };
+}
+
+/** The task's settings from the environment; a bad one is a configuration error naming the variable. */
+function readSettings(task: AnyTask, env: Readonly<Record<string, string | undefined>>) {
+  if (!task.settings) return {};
+  const parsed = (task.settings as z.ZodObject).safeParse(env);
+  if (parsed.success) return parsed.data as Record<string, unknown>;
+  const issue = parsed.error.issues[0]!;
+  throw new ConfigError(
+    `${issue.path.join('.')} ${issue.message.replace(/^Invalid input: /, '')} (a setting of task ${task.name})`,
+  );
 }
 
 /** Imports every task module of a folder. A malformed or duplicate task stops start-up. */
-export async function loadRegistry(dir: string = DEFAULT_TASKS_DIR): Promise<Registry> {
+export async function loadRegistry(
+  dir: string = DEFAULT_TASKS_DIR,
+  env: Readonly<Record<string, string | undefined>> = {},
+): Promise<Registry> {
   const files = (await readdir(dir)).filter(isTaskModule).sort();
   const tasks: RegisteredTask[] = [];
   const seen = new Map<string, string>();
@@ -117,7 +154,7 @@ export async function loadRegistry(dir: string = DEFAULT_TASKS_DIR): Promise<Reg
     } catch (error) {
       throw invalid(file, `cannot be loaded: ${(error as Error).message}`);
     }
-    const registered = validateTask(file, module.default);
+    const registered = validateTask(file, module.default, env);
     const other = seen.get(registered.definition.name);
     if (other) throw invalid(file, `duplicates task "${registered.definition.name}" of tasks/${other}`);
     seen.set(registered.definition.name, file);

@@ -341,10 +341,11 @@ export class Runner {
     params: Record<string, unknown>,
     requestId: string | undefined,
   ): Promise<RunRecord> {
-    const { registry, config, db, orm } = this.deps;
+    const { registry, db, orm } = this.deps;
     const started = entry.run;
     const { abort } = entry;
-    const definition = registry.require(started.task).definition;
+    const registered = registry.require(started.task);
+    const { definition } = registered;
     const timeoutMs = definition.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const timeout = setTimeout(() => abort.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
     const logger = createRunLogger(
@@ -388,7 +389,7 @@ export class Runner {
         signal: abort.signal,
         dryRun: started.dryRun,
         runId: started.id,
-        config,
+        settings: registered.settings,
       });
       const json = JSON.parse(JSON.stringify(result ?? null));
       outcome = abort.signal.aborted

@@ -26,8 +26,8 @@ export interface Database {
 }
 
 /**
- * The embedded database is taskgate's own: it gets the tables its tasks work on (the flush:
- * simplejwt's), which on a DATABASE_URL the application makes itself. Nothing elsewhere.
+ * The embedded database is taskgate's own: it gets the tables its tasks work on (each task's
+ * `prepareDevDatabase`), which on a DATABASE_URL the application makes itself. Nothing elsewhere.
  */
 export async function prepareDevTables(
   database: Pick<Database, 'db' | 'embedded'>,
@@ -189,7 +189,7 @@ export async function openServices(
   opening.catch(() => undefined); // awaited below; marked handled while the tasks load
   let registry: Registry;
   try {
-    registry = await loadRegistry(options.tasksDir ?? config.tasksDir);
+    registry = await loadRegistry(options.tasksDir ?? config.tasksDir, config.environment);
   } catch (error) {
     // A malformed task stops start-up at once; the database is closed once it has opened.
     opening.then((database) => database.close()).catch(() => undefined);

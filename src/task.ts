@@ -6,10 +6,10 @@
  * - run: one execution of a task, recorded in `taskgate.task_run` whoever triggered it.
  * - trigger: who asked for a run (`cli`, `http`, ...), recorded with it.
  * - schedule: a 5-field cron expression in UTC saying when a run is expected; none for on-demand tasks.
+ * - settings: environment variables a task reads (its table names, say), checked at start-up.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { z } from 'zod';
-import type { Config } from './config.js';
 import type { Sql, SqlClient } from './db/sql.js';
 import type { Logger } from './logger.js';
 
@@ -21,15 +21,16 @@ export interface CheckResult {
   message: string;
 }
 
-export interface CheckContext {
+export interface CheckContext<Settings = Record<string, unknown>> {
   /** taskgate's SQL handle (as in a run); the checks only read. */
   db: SqlClient;
-  config: Config;
+  /** The task's own settings, as in a run. */
+  settings: Settings;
 }
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };
 
-export interface TaskContext<Params> {
+export interface TaskContext<Params, Settings = Record<string, unknown>> {
   /** The parameters, validated and with their defaults applied. */
   params: Params;
   /**
@@ -52,10 +53,15 @@ export interface TaskContext<Params> {
   /** Report what would be done, change nothing. */
   dryRun: boolean;
   runId: string;
-  config: Config;
+  /** The task's own settings (`settings` in its definition), read from the environment at start-up. */
+  settings: Settings;
 }
 
-export interface TaskDefinition<Schema extends z.ZodType = z.ZodType, Result extends Json = Json> {
+export interface TaskDefinition<
+  Schema extends z.ZodType = z.ZodType,
+  Result extends Json = Json,
+  Settings extends z.ZodType = z.ZodType,
+> {
   /** `^[a-z0-9_]+$`, equal to the module's file name. */
   name: string;
   /** One sentence. */
@@ -70,9 +76,21 @@ export interface TaskDefinition<Schema extends z.ZodType = z.ZodType, Result ext
   queryTimeoutMs?: number;
   /** How late a scheduled run may be before the task counts as overdue (default: a sensible share of its period). */
   graceMs?: number;
-  run(ctx: TaskContext<z.output<Schema>>): Promise<Result>;
+  /**
+   * More routes that run this task, for callers written for an older system (the seed's Django
+   * view, say): `POST <path>` (with or without its trailing slash) behind the same secret, answered
+   * like `POST /cron/<task>` except that a success gets `successBody`, byte for byte, when given.
+   */
+  aliases?: { path: string; successBody?: string }[];
+  /**
+   * Environment variables the task reads: a zod object over their text, with defaults. Checked
+   * when the tasks load, like the rest of the configuration (a bad value stops start-up with one
+   * line naming the variable); given to `run` and `check` as `settings`; listed by `taskgate list`.
+   */
+  settings?: Settings;
+  run(ctx: TaskContext<z.output<Schema>, z.output<Settings>>): Promise<Result>;
   /** What the task needs of the database, for `taskgate doctor`; reads only. */
-  check?(ctx: CheckContext): Promise<CheckResult[]>;
+  check?(ctx: CheckContext<z.output<Settings>>): Promise<CheckResult[]>;
   /**
    * Creates the tables the task works on in the embedded development database, which is
    * taskgate's own. Never called on a DATABASE_URL: there the application owns its tables.
@@ -81,13 +99,15 @@ export interface TaskDefinition<Schema extends z.ZodType = z.ZodType, Result ext
 }
 
 /** Gives a task full type inference of its params in `run`. */
-export function defineTask<Schema extends z.ZodType, Result extends Json>(
-  definition: TaskDefinition<Schema, Result>,
-): TaskDefinition<Schema, Result> {
+export function defineTask<
+  Schema extends z.ZodType,
+  Result extends Json,
+  Settings extends z.ZodType = z.ZodObject<Record<string, never>>,
+>(definition: TaskDefinition<Schema, Result, Settings>): TaskDefinition<Schema, Result, Settings> {
   return definition;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the registry holds tasks of every parameter shape
-export type AnyTask = TaskDefinition<any, Json>;
+export type AnyTask = TaskDefinition<any, Json, any>;
 
 export const DEFAULT_TIMEOUT_MS = 15 * 60_000;

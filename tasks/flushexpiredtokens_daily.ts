@@ -1,11 +1,16 @@
 import { z } from 'zod';
-import { countExpiredTokens, flushExpiredTokens } from '../src/flush.js';
 import { defineTask } from '../src/task.js';
-import { checkSimplejwtTables, createSimplejwtTables } from './_simplejwt.js';
+import { countExpiredTokens, flushExpiredTokens } from './_simplejwt/flush.js';
+import {
+  checkSimplejwtTables,
+  createSimplejwtTables,
+  simplejwtSettings,
+  tablesOf,
+} from './_simplejwt/tables.js';
 
 /**
  * djangorestframework-simplejwt's `flushexpiredtokens`, in batches (the SQL and why it is shaped
- * so: src/flush.ts).
+ * so: ./_simplejwt/flush.ts).
  */
 export default defineTask({
   name: 'flushexpiredtokens_daily',
@@ -18,12 +23,21 @@ export default defineTask({
   }),
   // A batch takes well under a second; a minute leaves room for a busy database.
   queryTimeoutMs: 60_000,
-  async run({ params, db, logger, now, signal, dryRun, config }) {
+  settings: simplejwtSettings,
+  // The seed's Django route, answered with the seed's body byte for byte (Django's JsonResponse
+  // puts a space after `:` and `,`), so a workflow written for it works unchanged.
+  aliases: [
+    {
+      path: '/api/v1/auth/cron/flush-tokens/',
+      successBody: '{"status": "success", "message": "Expired tokens flushed successfully."}',
+    },
+  ],
+  async run({ params, db, logger, now, signal, dryRun, settings }) {
     // The cutoff is the run's start on the database clock (`started_at` of the run record), not
     // this process's clock: every replica shares it, and it is the clock the application's
     // `expires_at` values are compared against in SQL, so host clock skew cannot delete a live token.
     const cutoff = now;
-    const tables = config.tokenTables;
+    const tables = tablesOf(settings);
     if (dryRun) return { ...(await countExpiredTokens(db, { tables, cutoff })) };
     const result = await flushExpiredTokens(db, {
       tables,
@@ -37,6 +51,6 @@ export default defineTask({
     if (!result.complete) logger.warn(result, 'flush stopped between batches; the next run finishes it');
     return { ...result };
   },
-  check: ({ db, config }) => checkSimplejwtTables(db, config.tokenTables, 'flushexpiredtokens_daily'),
+  check: ({ db, settings }) => checkSimplejwtTables(db, tablesOf(settings), 'flushexpiredtokens_daily'),
   prepareDevDatabase: createSimplejwtTables,
 });

@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import { CONFIG_VARIABLES, HEARTBEAT_PREFIX, loadConfig } from '../src/config.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
+import { loadRegistry } from '../src/registry.js';
 import { ROOT } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 
@@ -14,7 +15,15 @@ const START = 'node dist/src/cli/main.js serve';
 /** Read by the test suite and the benchmarks, never by taskgate itself. */
 const NOT_TASKGATE = new Set(['TEST_DATABASE_URL', 'BENCH_DATABASE_URL', 'BENCH_CLI']);
 
-const known = (name: string) => CONFIG_VARIABLES.includes(name) || name.startsWith(HEARTBEAT_PREFIX);
+/** The variables tasks declare as their own settings (the flush's table names). */
+const TASK_VARIABLES = (await loadRegistry())
+  .list()
+  .flatMap(({ definition }) =>
+    definition.settings ? Object.keys((definition.settings as { shape: object }).shape) : [],
+  );
+const VARIABLES = [...CONFIG_VARIABLES, ...TASK_VARIABLES];
+
+const known = (name: string) => VARIABLES.includes(name) || name.startsWith(HEARTBEAT_PREFIX);
 
 interface Blueprint {
   services: {
@@ -108,14 +117,14 @@ describe('render.yaml, the Dockerfile, docker-compose.yml and the README agree w
     expect(named.filter((name) => !known(name))).to.deep.equal([]);
   });
 
-  it('README: the configuration table documents exactly the variables loadConfig knows', () => {
+  it('README: the configuration table documents exactly the variables loadConfig and the tasks know', () => {
     const table = readme.slice(readme.indexOf('| variable | default | meaning |'));
     const rows = table.slice(0, table.indexOf('\n\n')).split('\n').slice(2);
     const documented = rows.flatMap((row) =>
       [...row.split('|')[1]!.matchAll(/`([A-Z0-9_<>]+)`/g)].map((m) => m[1]!),
     );
     expect(documented.filter((name) => name !== `${HEARTBEAT_PREFIX}<TASK>`).sort()).to.deep.equal(
-      [...CONFIG_VARIABLES].sort(),
+      [...VARIABLES].sort(),
     );
     expect(documented).to.include(`${HEARTBEAT_PREFIX}<TASK>`);
   });
@@ -128,6 +137,6 @@ describe('render.yaml, the Dockerfile, docker-compose.yml and the README agree w
     expect(unknown(readme)).to.deep.equal([]);
     const sample = await read('.env.sample');
     expect(unknown(sample)).to.deep.equal([]);
-    expect(CONFIG_VARIABLES.filter((name) => !assigned(sample).includes(name))).to.deep.equal([]);
+    expect(VARIABLES.filter((name) => !assigned(sample).includes(name))).to.deep.equal([]);
   });
 });

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { migrate } from '../src/db/orm.js';
 import { createLogger, type Logger } from '../src/logger.js';
-import { loadRegistry, type Registry } from '../src/registry.js';
+import { Registry, validateTask } from '../src/registry.js';
 import { Runner } from '../src/runner.js';
 import flushTask from '../tasks/flushexpiredtokens_daily.js';
 import { runCli } from './support/cli.js';
@@ -28,7 +28,6 @@ interface TokenSpec {
 describe('flushexpiredtokens_daily', () => {
   let db: TestDatabase;
   let sql: pg.Client;
-  let registry: Registry;
   let userId: number;
 
   /** Inserts tokens in order (ids ascending) and returns their ids. */
@@ -84,12 +83,14 @@ describe('flushexpiredtokens_daily', () => {
       signal: options.signal ?? new AbortController().signal,
       dryRun: options.dryRun ?? false,
       runId: 'test-run',
-      config: testConfig(db),
+      settings: { SIMPLEJWT_OUTSTANDING_TABLE: O, SIMPLEJWT_BLACKLIST_TABLE: B },
     });
   }
 
   function runner(extraEnv: Record<string, string> = {}) {
-    return new Runner({ db: db.sql, registry, logger: silent, config: testConfig(db, extraEnv) });
+    // The task's settings come from the environment as the tasks load: a registry of its own.
+    const own = new Registry([validateTask('flushexpiredtokens_daily.ts', flushTask, extraEnv)]);
+    return new Runner({ db: db.sql, registry: own, logger: silent, config: testConfig(db, extraEnv) });
   }
 
   /** Resolves once `count` sessions of this database are waiting for a lock. */
@@ -119,7 +120,6 @@ describe('flushexpiredtokens_daily', () => {
     await db.orm.em.getConnection().execute(await readFile(DJANGO_DDL, 'utf8'));
     await migrate(db.orm);
     sql = await connect();
-    registry = await loadRegistry();
   });
   after(async () => {
     await sql?.end();

@@ -19,7 +19,7 @@ async function loadError(dir: string): Promise<TaskgateError> {
 describe('task registry', () => {
   it('registers every module of tasks/, each under its file name, and no helper module (_name)', async () => {
     const files = (await readdir(DEFAULT_TASKS_DIR)).filter((f) => f.endsWith('.ts') && !f.startsWith('_'));
-    expect(await readdir(DEFAULT_TASKS_DIR)).to.include('_simplejwt.ts');
+    expect(await readdir(DEFAULT_TASKS_DIR)).to.include('_simplejwt');
     const registry = await loadRegistry();
     expect(files).to.not.be.empty;
     expect(registry.names()).to.deep.equal(files.map((f) => f.replace(/\.ts$/, '')).sort());

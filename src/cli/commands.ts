@@ -19,7 +19,11 @@ export function registerTaskCommands(cli: Argv): Argv {
       (y) => y.option('json', jsonOption),
       async (argv) => {
         const { config } = bootstrap();
-        const tasks = await taskCatalog(await loadRegistry(config.tasksDir), null, new Date());
+        const tasks = await taskCatalog(
+          await loadRegistry(config.tasksDir, config.environment),
+          null,
+          new Date(),
+        );
         if (argv.json) {
           // `list` reads no database: run-dependent fields belong to `status` and GET /cron.
           printJson(tasks.map(({ lastRun, lastSuccess, dueAt, graceMs, overdue, ...task }) => task));
@@ -115,7 +119,7 @@ export function registerTaskCommands(cli: Argv): Argv {
       async (argv) => {
         const { config, logger } = bootstrap();
         const { openDatabase } = await import('../service.js');
-        const registry = await loadRegistry(config.tasksDir);
+        const registry = await loadRegistry(config.tasksDir, config.environment);
         const database = await openDatabase(config, logger, { migrate: true, registry });
         try {
           const executed = await (await database.orm.ready()).getMigrator().getExecutedMigrations();

@@ -17,7 +17,7 @@ export function registerDoctorCommand(cli: Argv): Argv {
       const { config, logger } = bootstrap();
       const { runDoctor } = await import('../doctor.js');
       const { openDatabase } = await import('../service.js');
-      const registry = await loadRegistry(config.tasksDir);
+      const registry = await loadRegistry(config.tasksDir, config.environment);
       let database: Database | undefined;
       let opened: DoctorInput['database'];
       try {

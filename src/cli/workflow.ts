@@ -22,7 +22,7 @@ export function registerWorkflowCommand(cli: Argv): Argv {
         .conflicts('check', 'write'),
     async (argv) => {
       const { config } = bootstrap();
-      const expected = generateWorkflow((await loadRegistry(config.tasksDir)).list());
+      const expected = generateWorkflow((await loadRegistry(config.tasksDir, config.environment)).list());
       const file = path.resolve(argv.file);
       if (argv.write) {
         await mkdir(path.dirname(file), { recursive: true });

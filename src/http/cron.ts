@@ -10,11 +10,7 @@ import type { Runner } from '../runner.js';
 import { findRun, findRunLog, listRuns, RUN_STATUSES } from '../runs.js';
 import { jsonBody } from './body.js';
 import { addControlRoutes } from './controls.js';
-import { LEGACY_FLUSH_BODY, trigger } from './trigger.js';
-
-/** The seed's route and the task it ran, kept so that a workflow written for it works unchanged. */
-export const LEGACY_FLUSH_ROUTE = '/api/v1/auth/cron/flush-tokens/';
-export const LEGACY_FLUSH_TASK = 'flushexpiredtokens_daily';
+import { trigger } from './trigger.js';
 
 export interface CronDeps {
   db: Db;
@@ -93,12 +89,17 @@ export function addCronRoutes(router: Router, deps: CronDeps, { beforeBody, afte
     await trigger(ctx, deps, ctx.params.task!);
   });
 
-  // Django's route ends in a slash; callers that drop it are answered the same.
-  router.post([LEGACY_FLUSH_ROUTE, LEGACY_FLUSH_ROUTE.slice(0, -1)], ...postGuard, async (ctx) => {
-    await trigger(ctx, deps, LEGACY_FLUSH_TASK);
-    if (ctx.status === 200) {
-      ctx.type = 'application/json';
-      ctx.body = LEGACY_FLUSH_BODY;
+  // Routes a task declares for callers of an older system; a trailing slash is optional.
+  for (const { definition } of deps.registry.list()) {
+    for (const alias of definition.aliases ?? []) {
+      const bare = alias.path.replace(/\/+$/, '') || '/';
+      router.post([...new Set([alias.path, bare])], ...postGuard, async (ctx) => {
+        await trigger(ctx, deps, definition.name);
+        if (ctx.status === 200 && alias.successBody !== undefined) {
+          ctx.type = 'application/json';
+          ctx.body = alias.successBody;
+        }
+      });
     }
-  });
+  }
 }

@@ -5,9 +5,6 @@ import { runOutcomeError } from '../outcome.js';
 import type { Runner, RunRequest } from '../runner.js';
 import type { RunRecord } from '../runs.js';
 
-/** The seed's answer, byte for byte (Django's JsonResponse puts a space after `:` and `,`). */
-export const LEGACY_FLUSH_BODY = '{"status": "success", "message": "Expired tokens flushed successfully."}';
-
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 export interface TriggerDeps {

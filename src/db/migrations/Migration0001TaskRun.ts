@@ -3,8 +3,8 @@ import { Migration } from '@mikro-orm/migrations';
 /**
  * taskgate's run history, in taskgate's own schema. Migrations create taskgate's tables only,
  * never the application's: a wrong DATABASE_URL must show up as missing tables, not be filled
- * with empty ones. (Databases migrated by earlier versions of this migration may also hold
- * simplejwt's token tables, made with Django's DDL; they stay as they are.)
+ * with empty ones. (Earlier versions of this migration also created the first task's tables
+ * when they were absent; databases that hold them keep them as they are.)
  */
 export class Migration0001TaskRun extends Migration {
   override async up(): Promise<void> {

@@ -33,7 +33,7 @@ import pg from 'pg';
  *   break behind poolers in transaction mode (PgBouncer), which hosted PostgreSQL often sits behind.
  */
 
-import type { Sql, SqlClient } from './db/sql.js';
+import type { Sql, SqlClient } from '../../src/db/sql.js';
 
 export type { Sql, SqlClient };
 

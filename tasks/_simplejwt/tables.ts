@@ -9,9 +9,27 @@
  * test databases.
  */
 
-import type { SqlClient } from '../src/db/sql.js';
-import { checkTokenTables, countExpiredTokensSql, type TokenTables, TokenTablesError } from '../src/flush.js';
-import type { CheckResult } from '../src/task.js';
+import { z } from 'zod';
+import type { SqlClient } from '../../src/db/sql.js';
+import type { CheckResult } from '../../src/task.js';
+import { checkTokenTables, countExpiredTokensSql, type TokenTables, TokenTablesError } from './flush.js';
+
+const tableName = (fallback: string) =>
+  z
+    .string()
+    .optional()
+    .transform((value) => value?.trim() || fallback)
+    .pipe(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be a plain SQL table name'));
+
+/** The task's settings: the tables' names, for an application that renamed them. */
+export const simplejwtSettings = z.object({
+  SIMPLEJWT_OUTSTANDING_TABLE: tableName('token_blacklist_outstandingtoken'),
+  SIMPLEJWT_BLACKLIST_TABLE: tableName('token_blacklist_blacklistedtoken'),
+});
+
+export function tablesOf(settings: z.output<typeof simplejwtSettings>): TokenTables {
+  return { outstanding: settings.SIMPLEJWT_OUTSTANDING_TABLE, blacklist: settings.SIMPLEJWT_BLACKLIST_TABLE };
+}
 
 /** Creates both tables as Django would, unless they exist; the user key only when auth_user exists. */
 export const SIMPLEJWT_TABLES_DDL = `do $$
