@@ -8,10 +8,10 @@
 import { defineEntity, p } from '@mikro-orm/core';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { loadConfig } from '../src/config.js';
+import { Registry, validateTask } from '../src/core/registry.js';
+import { Runner } from '../src/core/runner.js';
 import { Db } from '../src/db/sql.js';
 import { createLogger } from '../src/logger.js';
-import { Registry, validateTask } from '../src/registry.js';
-import { Runner } from '../src/runner.js';
 import flushTask from '../tasks/flushexpiredtokens_daily.js';
 import { BLACKLIST, OUTSTANDING } from './flush-seed.js';
 

@@ -1,5 +1,7 @@
 import path from 'node:path';
 import type { Config } from './config.js';
+import { loadRegistry, type Registry } from './core/registry.js';
+import { type RunListener, Runner } from './core/runner.js';
 import { describeDatabase, permanentConnectionError } from './db/connect.js';
 import { type EmbeddedDatabase, startEmbeddedDatabase } from './db/embedded.js';
 import { LazyOrm } from './db/lazyOrm.js';
@@ -7,8 +9,6 @@ import { pendingMigrations } from './db/migrations/pending.js';
 import { Db, isDatabaseUnavailable } from './db/sql.js';
 import { TaskgateError } from './errors.js';
 import type { Logger } from './logger.js';
-import { loadRegistry, type Registry } from './registry.js';
-import { type RunListener, Runner } from './runner.js';
 
 /** Where `npm start` keeps the embedded PostgreSQL's data (git-ignored). */
 export const EMBEDDED_DATA_DIR = path.resolve('.data/postgres');

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { countRunsBefore, deleteRunsBefore } from '../src/runs.js';
+import { countRunsBefore, deleteRunsBefore } from '../src/core/runs.js';
 import { defineTask } from '../src/task.js';
 
 const DAY_MS = 86_400_000;

@@ -1,11 +1,11 @@
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { Alerts } from '../src/alerts.js';
 import { loadConfig } from '../src/config.js';
-import { Heartbeats, pingUrl } from '../src/heartbeat.js';
-import { createMonitoring } from '../src/monitoring.js';
-import { loadRegistry, type Registry } from '../src/registry.js';
-import type { Runner } from '../src/runner.js';
+import { loadRegistry, type Registry } from '../src/core/registry.js';
+import type { Runner } from '../src/core/runner.js';
+import { Alerts } from '../src/monitoring/alerts.js';
+import { Heartbeats, pingUrl } from '../src/monitoring/heartbeat.js';
+import { createMonitoring } from '../src/monitoring/monitoring.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { captureLogger, testRunner } from './support/runner.js';
 import { type StubAnswer, type StubServer, stubServer } from './support/stub-server.js';

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { CANCEL_POLL_MS } from '../src/leaseKeeper.js';
-import { loadRegistry, type Registry } from '../src/registry.js';
-import { findRun } from '../src/runs.js';
+import { CANCEL_POLL_MS } from '../src/core/leaseKeeper.js';
+import { loadRegistry, type Registry } from '../src/core/registry.js';
+import { findRun } from '../src/core/runs.js';
 import { eventually, type Replica, startReplica, trigger } from './support/coordination.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { type PgBouncer, pgbouncerBinary, startPgBouncer } from './support/pgbouncer.js';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import type { Runner } from '../src/runner.js';
+import type { Runner } from '../src/core/runner.js';
 import { EMBEDDED_DATA_DIR } from '../src/service.js';
 import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { expect } from 'chai';
 import { SHUTDOWN_MARGIN_MS } from '../src/cli/serve.js';
-import { findRun } from '../src/runs.js';
+import { findRun } from '../src/core/runs.js';
 import { runCli, type Served, startServe } from './support/cli.js';
 import {
   COORDINATION_TASKS,

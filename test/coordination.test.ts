@@ -4,11 +4,11 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { expect } from 'chai';
 import { z } from 'zod';
+import { Registry, validateTask } from '../src/core/registry.js';
+import { findRun } from '../src/core/runs.js';
 import { freePort, startEmbeddedDatabase } from '../src/db/embedded.js';
 import { initORM, migrate } from '../src/db/orm.js';
 import type { TaskgateError } from '../src/errors.js';
-import { Registry, validateTask } from '../src/registry.js';
-import { findRun } from '../src/runs.js';
 import { defineTask } from '../src/task.js';
 import {
   createExecTable,

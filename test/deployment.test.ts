@@ -4,9 +4,9 @@ import { expect } from 'chai';
 import request from 'supertest';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, HEARTBEAT_PREFIX, loadConfig } from '../src/config.js';
+import { loadRegistry } from '../src/core/registry.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
-import { loadRegistry } from '../src/registry.js';
 import { ROOT } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 

@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { expect } from 'chai';
 import pg from 'pg';
+import { Registry, validateTask } from '../src/core/registry.js';
+import { Runner } from '../src/core/runner.js';
 import { migrate } from '../src/db/orm.js';
 import { createLogger, type Logger } from '../src/logger.js';
-import { Registry, validateTask } from '../src/registry.js';
-import { Runner } from '../src/runner.js';
 import flushTask from '../tasks/flushexpiredtokens_daily.js';
 import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import request from 'supertest';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
-import { Metrics } from '../src/metrics.js';
+import { Metrics } from '../src/monitoring/metrics.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { buildApp, SECRET, type TestApp } from './support/http.js';
 

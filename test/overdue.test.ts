@@ -1,11 +1,11 @@
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { z } from 'zod';
-import { taskCatalog } from '../src/catalog.js';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { defaultGraceMs, overdueState } from '../src/overdue.js';
-import { loadRegistry, type Registry, validateTask } from '../src/registry.js';
-import { Schedule } from '../src/schedule.js';
+import { taskCatalog } from '../src/core/catalog.js';
+import { defaultGraceMs, overdueState } from '../src/core/overdue.js';
+import { loadRegistry, type Registry, validateTask } from '../src/core/registry.js';
+import { Schedule } from '../src/core/schedule.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 
 const SCHEDULE_TASKS = fileURLToPath(new URL('./fixtures/tasks-schedule/', import.meta.url));

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { loadRegistry } from '../src/registry.js';
-import type { Runner } from '../src/runner.js';
+import { loadRegistry } from '../src/core/registry.js';
+import type { Runner } from '../src/core/runner.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { testRunner } from './support/runner.js';
 

@@ -1,8 +1,8 @@
 import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { DEFAULT_TASKS_DIR, loadRegistry } from '../src/core/registry.js';
 import { TaskgateError } from '../src/errors.js';
-import { DEFAULT_TASKS_DIR, loadRegistry } from '../src/registry.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}/`, import.meta.url));
 

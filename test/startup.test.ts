@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import { z } from 'zod';
+import { Registry, validateTask } from '../src/core/registry.js';
+import { Runner } from '../src/core/runner.js';
 import { LazyOrm } from '../src/db/lazyOrm.js';
 import { migrationsList } from '../src/db/migrations/index.js';
 import { MIGRATION_NAMES, pendingMigrations } from '../src/db/migrations/pending.js';
 import { createLogger } from '../src/logger.js';
-import { Registry, validateTask } from '../src/registry.js';
-import { Runner } from '../src/runner.js';
 import { openDatabase } from '../src/service.js';
 import { defineTask } from '../src/task.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { TriggerClient, triggerRemote } from '../src/client.js';
 import { parseSignature, verifySignature } from '../src/http/signature.js';
+import { TriggerClient, triggerRemote } from '../src/remote/client.js';
 import { runCli } from './support/cli.js';
 import { TEST_SECRET as SECRET } from './support/secrets.js';
 import { freePort, type SeenRequest, type StubAnswer, stubServer } from './support/stub-server.js';

@@ -3,12 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { loadConfig } from '../src/config.js';
+import { pauseTask } from '../src/core/pauses.js';
+import { loadRegistry, type Registry } from '../src/core/registry.js';
+import { Runner } from '../src/core/runner.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
-import { pauseTask } from '../src/pauses.js';
-import { loadRegistry, type Registry } from '../src/registry.js';
-import { Runner } from '../src/runner.js';
-import { generateWorkflow } from '../src/workflow.js';
+import { generateWorkflow } from '../src/scheduling/workflow.js';
 import {
   type Contexts,
   evaluate,

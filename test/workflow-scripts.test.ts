@@ -3,10 +3,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { loadRegistry } from '../src/registry.js';
+import { loadRegistry } from '../src/core/registry.js';
+import { TRANSIENT_STATUSES } from '../src/remote/wakePolicy.js';
 import { stepScript } from '../src/scheduling/scripts.js';
-import { TRANSIENT_STATUSES } from '../src/wakePolicy.js';
-import { generateWorkflow } from '../src/workflow.js';
+import { generateWorkflow } from '../src/scheduling/workflow.js';
 import { githubContext, parseWorkflowText, runJob, type Workflow } from './support/actions.js';
 import { type StubAnswer, stubServer } from './support/stub-server.js';
 

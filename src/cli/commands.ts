@@ -1,8 +1,8 @@
 import type { Argv } from 'yargs';
-import { taskCatalog } from '../catalog.js';
-import { runOutcomeError } from '../outcome.js';
-import { loadRegistry } from '../registry.js';
-import { listRuns, RUN_STATUSES } from '../runs.js';
+import { taskCatalog } from '../core/catalog.js';
+import { runOutcomeError } from '../core/outcome.js';
+import { loadRegistry } from '../core/registry.js';
+import { listRuns, RUN_STATUSES } from '../core/runs.js';
 import { bootstrap, withServices } from './context.js';
 import { showRun } from './control.js';
 import { describeRun, printError, printJson, printLine, table } from './output.js';

@@ -1,9 +1,9 @@
 import type { Argv } from 'yargs';
-import { cancelRun, pause, rerunRequest, resume } from '../controls.js';
+import { cancelRun, pause, rerunRequest, resume } from '../core/controls.js';
+import { runOutcomeError } from '../core/outcome.js';
+import { findRun, findRunLog, type RunLogRecord, type RunRecord } from '../core/runs.js';
 import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
-import { runOutcomeError } from '../outcome.js';
-import { findRun, findRunLog, type RunLogRecord, type RunRecord } from '../runs.js';
 import { withServices } from './context.js';
 import { describeRun, printError, printJson, printLine } from './output.js';
 

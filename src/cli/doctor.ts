@@ -1,8 +1,8 @@
 import type { Argv } from 'yargs';
-import type { CheckResult, DoctorInput } from '../doctor.js';
-import { loadRegistry } from '../registry.js';
+import { loadRegistry } from '../core/registry.js';
+import type { CheckResult, DoctorInput } from '../monitoring/doctor.js';
+import { WORKFLOW_PATH } from '../scheduling/workflow.js';
 import type { Database } from '../service.js';
-import { WORKFLOW_PATH } from '../workflow.js';
 import { bootstrap } from './context.js';
 import { EXIT } from './exit.js';
 import { printJson, printLine, table } from './output.js';
@@ -15,7 +15,7 @@ export function registerDoctorCommand(cli: Argv): Argv {
     (y) => y.option('json', { type: 'boolean', default: false, describe: 'print JSON instead of text' }),
     async (argv) => {
       const { config, logger } = bootstrap();
-      const { runDoctor } = await import('../doctor.js');
+      const { runDoctor } = await import('../monitoring/doctor.js');
       const { openDatabase } = await import('../service.js');
       const registry = await loadRegistry(config.tasksDir, config.environment);
       let database: Database | undefined;

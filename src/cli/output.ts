@@ -1,5 +1,5 @@
+import type { RunRecord } from '../core/runs.js';
 import { isTaskgateError } from '../errors.js';
-import type { RunRecord } from '../runs.js';
 
 /** Everything the CLI prints goes through here: JSON for machines, short lines for people. */
 export function printJson(value: unknown): void {

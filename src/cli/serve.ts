@@ -1,10 +1,10 @@
 import type { Server } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
-import { taskCatalog } from '../catalog.js';
+import { taskCatalog } from '../core/catalog.js';
 import { createApp } from '../http/app.js';
 import { applyServerLimits } from '../http/serverLimits.js';
-import type { Metrics } from '../metrics.js';
-import { createMonitoring, type Monitoring } from '../monitoring.js';
+import type { Metrics } from '../monitoring/metrics.js';
+import { createMonitoring, type Monitoring } from '../monitoring/monitoring.js';
 import { openServices } from '../service.js';
 import { bootstrap } from './context.js';
 import { ensurePortFree, listenError } from './port.js';
@@ -39,7 +39,9 @@ export async function serve(): Promise<void> {
   // In production /metrics is served only behind METRICS_TOKEN (src/http/app.ts): without one,
   // nothing could read the metrics, and prom-client is not even loaded.
   const MetricsClass =
-    config.http.metricsToken || config.env !== 'production' ? (await import('../metrics.js')).Metrics : null;
+    config.http.metricsToken || config.env !== 'production'
+      ? (await import('../monitoring/metrics.js')).Metrics
+      : null;
   let metrics: Metrics | undefined;
   let monitoring: Monitoring | undefined;
   const services = await openServices(config, logger, {

@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
-import { type TaskInfo, taskCatalog } from '../catalog.js';
-import { remoteCatalog } from '../client.js';
+import { type TaskInfo, taskCatalog } from '../core/catalog.js';
 import { TaskgateError } from '../errors.js';
+import { remoteCatalog } from '../remote/client.js';
 import { bootstrap, withServices } from './context.js';
 import { EXIT } from './exit.js';
 import { printJson, printLine, table } from './output.js';

@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
-import { triggerRemote } from '../client.js';
 import { TaskgateError } from '../errors.js';
-import { DEFAULT_RETRY_DELAY_MS, DEFAULT_WAKE_TIMEOUT_MS } from '../wakePolicy.js';
+import { triggerRemote } from '../remote/client.js';
+import { DEFAULT_RETRY_DELAY_MS, DEFAULT_WAKE_TIMEOUT_MS } from '../remote/wakePolicy.js';
 import { bootstrap } from './context.js';
 import { printError, printJson, printLine } from './output.js';
 import { parseParams, taskInputOptions } from './params.js';

@@ -1,8 +1,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { loadRegistry } from '../registry.js';
-import { generateWorkflow, WORKFLOW_PATH } from '../workflow.js';
+import { loadRegistry } from '../core/registry.js';
+import { generateWorkflow, WORKFLOW_PATH } from '../scheduling/workflow.js';
 import { bootstrap } from './context.js';
 import { EXIT } from './exit.js';
 

@@ -1,5 +1,5 @@
 import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
-import { RUN_STATUSES } from '../runs.js';
+import { RUN_STATUSES } from '../core/runs.js';
 
 /** taskgate keeps its own tables in this schema, apart from the application's tables. */
 export const TASKGATE_SCHEMA = 'taskgate';

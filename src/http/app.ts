@@ -1,12 +1,12 @@
 import Router from '@koa/router';
 import Koa, { type Context } from 'koa';
 import type { Config } from '../config.js';
+import type { Registry } from '../core/registry.js';
+import type { Runner } from '../core/runner.js';
 import { checkDatabase } from '../db/health.js';
 import { type Db, RETRY_AFTER_SECONDS } from '../db/sql.js';
 import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
-import type { Registry } from '../registry.js';
-import type { Runner } from '../runner.js';
+import type { Metrics } from '../monitoring/metrics.js';
 import { VERSION } from '../version.js';
 import { authenticate, bearerToken, credentialHeaders, refuse } from './auth.js';
 import { addCronRoutes } from './cron.js';

@@ -1,11 +1,11 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { cancelRun, pause, rerunRequest, resume } from '../controls.js';
+import { cancelRun, pause, rerunRequest, resume } from '../core/controls.js';
+import type { Registry } from '../core/registry.js';
+import type { Runner } from '../core/runner.js';
 import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
-import type { Registry } from '../registry.js';
-import type { Runner } from '../runner.js';
 import { jsonBody } from './body.js';
 import type { Guard } from './cron.js';
 import { runLocation, startAndAnswer, type TriggerDeps } from './trigger.js';

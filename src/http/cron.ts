@@ -1,13 +1,13 @@
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { z } from 'zod';
-import { taskCatalog } from '../catalog.js';
 import type { Config } from '../config.js';
+import { taskCatalog } from '../core/catalog.js';
+import { type Registry, TASK_NAME } from '../core/registry.js';
+import type { Runner } from '../core/runner.js';
+import { findRun, findRunLog, listRuns, RUN_STATUSES } from '../core/runs.js';
 import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
-import { type Registry, TASK_NAME } from '../registry.js';
-import type { Runner } from '../runner.js';
-import { findRun, findRunLog, listRuns, RUN_STATUSES } from '../runs.js';
 import { jsonBody } from './body.js';
 import { addControlRoutes } from './controls.js';
 import { trigger } from './trigger.js';

@@ -1,9 +1,9 @@
 import type { Context } from 'koa';
 import type { Config } from '../config.js';
+import { runOutcomeError } from '../core/outcome.js';
+import type { Runner, RunRequest } from '../core/runner.js';
+import type { RunRecord } from '../core/runs.js';
 import { TaskgateError } from '../errors.js';
-import { runOutcomeError } from '../outcome.js';
-import type { Runner, RunRequest } from '../runner.js';
-import type { RunRecord } from '../runs.js';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 

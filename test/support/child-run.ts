@@ -2,10 +2,10 @@
 // test can kill the process with SIGKILL in the middle of the run.
 
 import { loadConfig } from '../../src/config.js';
+import { loadRegistry } from '../../src/core/registry.js';
+import { Runner } from '../../src/core/runner.js';
 import { Db } from '../../src/db/sql.js';
 import { createLogger } from '../../src/logger.js';
-import { loadRegistry } from '../../src/registry.js';
-import { Runner } from '../../src/runner.js';
 import { RUNNER_TASKS } from './runner.js';
 
 const config = loadConfig(process.env);

@@ -3,11 +3,11 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig } from '../../src/config.js';
+import { loadRegistry, type Registry } from '../../src/core/registry.js';
+import { Runner } from '../../src/core/runner.js';
 import { Db } from '../../src/db/sql.js';
 import { createApp } from '../../src/http/app.js';
 import { createLogger, type Logger } from '../../src/logger.js';
-import { loadRegistry, type Registry } from '../../src/registry.js';
-import { Runner } from '../../src/runner.js';
 import { TEST_SECRET } from './secrets.js';
 
 export { eventually } from './eventually.js';

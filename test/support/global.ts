@@ -3,9 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { loadRegistry } from '../../src/core/registry.js';
 import { type EmbeddedDatabase, startEmbeddedDatabase } from '../../src/db/embedded.js';
 import { initORM, migrate } from '../../src/db/orm.js';
-import { loadRegistry } from '../../src/registry.js';
 
 /**
  * Mocha's global setup: one PostgreSQL for the whole run (TEST_DATABASE_URL, or an embedded one on

@@ -1,12 +1,12 @@
 import { fileURLToPath } from 'node:url';
-import { taskCatalog } from '../../src/catalog.js';
 import { type Config, loadConfig } from '../../src/config.js';
+import { taskCatalog } from '../../src/core/catalog.js';
+import { loadRegistry, type Registry } from '../../src/core/registry.js';
+import { Runner } from '../../src/core/runner.js';
 import type { Db } from '../../src/db/sql.js';
 import { createApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/logger.js';
-import { Metrics } from '../../src/metrics.js';
-import { loadRegistry, type Registry } from '../../src/registry.js';
-import { Runner } from '../../src/runner.js';
+import { Metrics } from '../../src/monitoring/metrics.js';
 
 /** The throw-away tasks the HTTP tests trigger. */
 export const HTTP_TASKS_DIR = fileURLToPath(new URL('../fixtures/tasks-http/', import.meta.url));

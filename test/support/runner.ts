@@ -1,8 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config.js';
+import { loadRegistry, type Registry } from '../../src/core/registry.js';
+import { type RunListener, Runner } from '../../src/core/runner.js';
 import { createLogger, type Logger } from '../../src/logger.js';
-import { loadRegistry, type Registry } from '../../src/registry.js';
-import { type RunListener, Runner } from '../../src/runner.js';
 import { TEST_SECRET } from './secrets.js';
 
 export { captureLogger } from './logs.js';

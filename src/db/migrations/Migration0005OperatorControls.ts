@@ -6,7 +6,7 @@ import { Migration } from '@mikro-orm/migrations';
  * - `task_run.status` gains `cancelled`: a run an operator stopped, told apart from one a
  *   shutdown or a time-out interrupted.
  * - `task_run.cancel_*`: a cancel request, written by whichever process received it. The process
- *   running the run reads it with its lease renewal (src/leases.ts), so a cancel reaches the
+ *   running the run reads it with its lease renewal (src/core/leases.ts), so a cancel reaches the
  *   run wherever it runs, through plain statements that a transaction pooler passes.
  * - `task_run.rerun_of`, `rerun_reason`: the run a rerun repeats. No foreign key: pruning the
  *   old run must not touch (or be held up by) the rerun that points at it.

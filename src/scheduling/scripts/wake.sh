@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The "Wake the host" step of the generated workflow: GET /readyz until it answers 200.
 # Everything above the first blank line is left out of the workflow (GitHub runs steps with
-# bash -eo pipefail already); the rest is embedded as the step's script by src/workflow.ts.
+# bash -eo pipefail already); the rest is embedded as the step's script by src/scheduling/workflow.ts.
 set -eo pipefail
 
 # shellcheck source=SCRIPTDIR/prelude.sh

@@ -1,4 +1,4 @@
-import { TaskgateError } from './errors.js';
+import { TaskgateError } from '../errors.js';
 
 /** The fields of a run record (local, or as a remote taskgate sent it) that decide its outcome. */
 export interface EndedRun {

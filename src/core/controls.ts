@@ -1,5 +1,5 @@
-import type { SqlClient } from './db/sql.js';
-import { TaskgateError } from './errors.js';
+import type { SqlClient } from '../db/sql.js';
+import { TaskgateError } from '../errors.js';
 import { pauseTask, resumeTask, type TaskPause } from './pauses.js';
 import type { Registry } from './registry.js';
 import type { Runner, RunRequest } from './runner.js';

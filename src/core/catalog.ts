@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { SqlClient } from './db/sql.js';
+import type { SqlClient } from '../db/sql.js';
 import { overdueState } from './overdue.js';
 import { type PauseState, pauseStates, type TaskPause } from './pauses.js';
 import type { Registry } from './registry.js';

@@ -1,11 +1,11 @@
-import type { SqlClient } from './db/sql.js';
+import type { SqlClient } from '../db/sql.js';
 
 /**
  * Task leases: what makes runs of one task exclusive across every process sharing the database.
  *
  * A lease is a row in `taskgate.task_lease` naming the run that holds the task and when the
  * lease expires. It is taken with one conditional upsert (free, or expired), renewed by the
- * holder's heartbeat, and given back with the run's end (src/runs.ts, finishRun). Why a row and
+ * holder's heartbeat, and given back with the run's end (src/core/runs.ts, finishRun). Why a row and
  * not an advisory lock: a session lock lives on a server connection, which a transaction pooler
  * (PgBouncer, Neon's and Supabase's pooled URLs) shares between clients and which
  * pg_terminate_backend, a restart or idle_session_timeout can take away unnoticed; a row needs no

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ERROR_CODES, type ErrorCode, TaskgateError } from './errors.js';
-import { describeFailure, send } from './outbound.js';
-import { runOutcomeError } from './outcome.js';
-import { signRequest } from './signing.js';
+import { runOutcomeError } from '../core/outcome.js';
+import { ERROR_CODES, type ErrorCode, TaskgateError } from '../errors.js';
+import { describeFailure, send } from '../outbound.js';
+import { signRequest } from '../signing.js';
 import { DEFAULT_RETRY_DELAY_MS, DEFAULT_WAKE_TIMEOUT_MS, TRANSIENT_STATUSES } from './wakePolicy.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { SqlClient } from './db/sql.js';
+import type { SqlClient } from '../db/sql.js';
 
 /**
  * Paused tasks (`taskgate.task_pause`): while a task is paused no run of it starts, whoever

@@ -2,13 +2,13 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { ConfigError } from './config.js';
-import { TaskgateError } from './errors.js';
+import { ConfigError } from '../config.js';
+import { TaskgateError } from '../errors.js';
+import type { AnyTask } from '../task.js';
 import { Schedule } from './schedule.js';
-import type { AnyTask } from './task.js';
 
 /** `tasks/` beside `src/`, both in a clone (tsx) and in `dist/` (compiled). */
-export const DEFAULT_TASKS_DIR = fileURLToPath(new URL('../tasks/', import.meta.url));
+export const DEFAULT_TASKS_DIR = fileURLToPath(new URL('../../tasks/', import.meta.url));
 
 export const TASK_NAME = /^[a-z0-9_]+$/;
 

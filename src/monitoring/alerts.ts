@@ -1,11 +1,11 @@
-import { type TaskInfo, taskCatalog } from './catalog.js';
-import type { SqlClient } from './db/sql.js';
+import { type TaskInfo, taskCatalog } from '../core/catalog.js';
+import type { Registry } from '../core/registry.js';
+import type { RunListener } from '../core/runner.js';
+import type { RunRecord } from '../core/runs.js';
+import type { SqlClient } from '../db/sql.js';
+import type { Logger } from '../logger.js';
+import { deliver } from '../outbound.js';
 import { claimUnsent, type Incident, openIncident, releaseIncident, resolveIncidents } from './incidents.js';
-import type { Logger } from './logger.js';
-import { deliver } from './outbound.js';
-import type { Registry } from './registry.js';
-import type { RunListener } from './runner.js';
-import type { RunRecord } from './runs.js';
 
 export interface AlertPayload {
   /** Slack (and Mattermost, Rocket.Chat...) incoming webhooks show this. */

@@ -1,4 +1,4 @@
-import type { SqlClient } from './db/sql.js';
+import type { SqlClient } from '../db/sql.js';
 
 export const RUN_STATUSES = [
   'running',
@@ -42,7 +42,7 @@ export interface CancelRequest {
   reason: string | null;
 }
 
-/** What a run logged (src/runLog.ts): its first lines, and how many more were not kept. */
+/** What a run logged (src/core/runLog.ts): its first lines, and how many more were not kept. */
 export interface RunLogRecord {
   lines: Record<string, unknown>[];
   bytes: number;
@@ -203,7 +203,7 @@ export async function abandonExpiredRuns(db: SqlClient): Promise<{ id: string; t
 
 /**
  * Asks a running run to stop: the request is a mark on its row, which the process running it
- * reads with its next lease renewal (src/leases.ts). The first request's who, when and why are
+ * reads with its next lease renewal (src/core/leases.ts). The first request's who, when and why are
  * kept. Null when the run is not running (or not there): nothing is changed then.
  */
 export async function requestCancel(

@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { TaskInfo } from './catalog.js';
-import type { RunListener } from './runner.js';
+import type { TaskInfo } from '../core/catalog.js';
+import type { RunListener } from '../core/runner.js';
 
 /** Where the per-task gauges come from at scrape time: the catalog, read from the database. */
 export type TaskSource = () => Promise<TaskInfo[]>;

@@ -1,6 +1,6 @@
-import type { Db } from './db/sql.js';
+import type { Db } from '../db/sql.js';
+import type { Logger } from '../logger.js';
 import { renewLeases } from './leases.js';
-import type { Logger } from './logger.js';
 
 /** How often at most a cancel request waits to be noticed: the renewal period is never longer. */
 export const CANCEL_POLL_MS = 2_000;

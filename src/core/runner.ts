@@ -3,12 +3,13 @@ import os from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import pRetry from 'p-retry';
-import type { Config } from './config.js';
-import { type Db, isDatabaseUnavailable, type Sql, type SqlClient } from './db/sql.js';
-import { TaskgateError } from './errors.js';
+import type { Config } from '../config.js';
+import { type Db, isDatabaseUnavailable, type Sql, type SqlClient } from '../db/sql.js';
+import { TaskgateError } from '../errors.js';
+import { createRunLogger, type Logger } from '../logger.js';
+import { DEFAULT_TIMEOUT_MS } from '../task.js';
 import { LeaseKeeper } from './leaseKeeper.js';
 import { takeLease } from './leases.js';
-import { createRunLogger, type Logger } from './logger.js';
 import { activePause, type TaskPause } from './pauses.js';
 import type { RegisteredTask, Registry } from './registry.js';
 import { RunLogCapture } from './runLog.js';
@@ -24,7 +25,6 @@ import {
   type RunRecord,
   requestCancel,
 } from './runs.js';
-import { DEFAULT_TIMEOUT_MS } from './task.js';
 
 export interface RunRequest {
   task: string;
@@ -100,7 +100,7 @@ interface Inflight {
 
 /**
  * The one runner: HTTP and the CLI both start runs here, and nowhere else. It validates params,
- * takes the task's lease (src/leases.ts) and records the run in one transaction, keeps the lease
+ * takes the task's lease (src/core/leases.ts) and records the run in one transaction, keeps the lease
  * alive while the task runs, gives the task its AbortSignal, records the end (fenced by the
  * lease), and logs the run.
  */

@@ -1,6 +1,6 @@
 /**
  * How a caller waits for a taskgate that may be asleep. One source for the TypeScript client
- * (src/client.ts, `taskgate trigger`) and the generated workflow's bash (src/scheduling/scripts/,
+ * (src/remote/client.ts, `taskgate trigger`) and the generated workflow's bash (src/scheduling/scripts/,
  * given these through each step's `env:`), so that both retry the same answers for as long.
  */
 

@@ -1,8 +1,8 @@
 import pRetry from 'p-retry';
-import type { Logger } from './logger.js';
-import { deliver } from './outbound.js';
-import type { RunListener } from './runner.js';
-import type { RunRecord } from './runs.js';
+import type { RunListener } from '../core/runner.js';
+import type { RunRecord } from '../core/runs.js';
+import type { Logger } from '../logger.js';
+import { deliver } from '../outbound.js';
 
 /**
  * Heartbeats to an outside dead-man's switch (Healthchecks.io and compatible monitors): a task's

@@ -1,4 +1,4 @@
-import type { SqlClient } from './db/sql.js';
+import type { SqlClient } from '../db/sql.js';
 
 /**
  * Incidents: a task that failed or turned overdue, from the moment it is noticed until it

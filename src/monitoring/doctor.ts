@@ -3,14 +3,14 @@
  * and without writing anything. Each check gives one verdict; any `fail` makes the command exit 1.
  */
 import { readFile } from 'node:fs/promises';
-import type { Config } from './config.js';
-import { describeDatabase } from './db/connect.js';
-import { pendingMigrations } from './db/migrations/pending.js';
-import { throughTransactionPooler } from './db/pooler.js';
-import type { Db } from './db/sql.js';
-import type { Registry } from './registry.js';
-import type { CheckResult } from './task.js';
-import { generateWorkflow } from './workflow.js';
+import type { Config } from '../config.js';
+import type { Registry } from '../core/registry.js';
+import { describeDatabase } from '../db/connect.js';
+import { pendingMigrations } from '../db/migrations/pending.js';
+import { throughTransactionPooler } from '../db/pooler.js';
+import type { Db } from '../db/sql.js';
+import { generateWorkflow } from '../scheduling/workflow.js';
+import type { CheckResult } from '../task.js';
 
 export type { CheckResult };
 

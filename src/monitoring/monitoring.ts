@@ -1,10 +1,10 @@
+import type { SchedulingConfig } from '../config.js';
+import type { Registry } from '../core/registry.js';
+import type { RunListener } from '../core/runner.js';
+import type { SqlClient } from '../db/sql.js';
+import type { Logger } from '../logger.js';
 import { Alerts } from './alerts.js';
-import type { SchedulingConfig } from './config.js';
-import type { SqlClient } from './db/sql.js';
 import { Heartbeats } from './heartbeat.js';
-import type { Logger } from './logger.js';
-import type { Registry } from './registry.js';
-import type { RunListener } from './runner.js';
 
 /** Alerts and heartbeats as `serve` runs them: listeners for the runner, and the overdue checks. */
 export interface Monitoring {

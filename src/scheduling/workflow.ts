@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module';
-import type { RegisteredTask } from './registry.js';
-import { stepScript } from './scheduling/scripts.js';
-import { DEFAULT_TIMEOUT_MS } from './task.js';
-import { DEFAULT_RETRY_DELAY_MS, DEFAULT_WAKE_TIMEOUT_MS, TRANSIENT_STATUSES } from './wakePolicy.js';
+import type { RegisteredTask } from '../core/registry.js';
+import { DEFAULT_RETRY_DELAY_MS, DEFAULT_WAKE_TIMEOUT_MS, TRANSIENT_STATUSES } from '../remote/wakePolicy.js';
+import { DEFAULT_TIMEOUT_MS } from '../task.js';
+import { stepScript } from './scripts.js';
 
 /**
  * The GitHub Actions workflow that schedules taskgate's tasks, generated from the registry so
