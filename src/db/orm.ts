@@ -1,15 +1,19 @@
 import { Migrator } from '@mikro-orm/migrations';
 import { MikroORM, type Options } from '@mikro-orm/postgresql';
-import { entities, TASKGATE_SCHEMA } from './entities.js';
 import { migrationsList } from './migrations/index.js';
 
 export type { MikroORM };
+
+/** taskgate keeps its own tables, and MikroORM's migrations table, in this schema, apart from the application's. */
+export const TASKGATE_SCHEMA = 'taskgate';
 
 /** MikroORM options for a database URL: shared by the service, the CLI and the MikroORM CLI config. */
 export function ormOptions(clientUrl: string, overrides: Partial<Options> = {}): Options {
   return {
     clientUrl,
-    entities,
+    // taskgate reads and writes its tables in SQL (src/core/runs.ts and its kin): no entity is
+    // declared; a task that wants an EntityManager uses it for its own queries.
+    entities: [],
     extensions: [Migrator],
     discovery: { warnWhenNoEntities: false },
     // MikroORM creates a missing database by default: a mistyped DATABASE_URL would become an

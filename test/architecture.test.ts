@@ -1,0 +1,60 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import { ROOT } from './support/cli.js';
+
+/**
+ * The rooms of src/ (README, Architecture) and which rooms each may import from. A file's folder
+ * says what it may call: a change that crosses a wall fails here, naming the import.
+ */
+const MAY_IMPORT: Record<string, string[]> = {
+  kernel: ['kernel'],
+  db: ['kernel'],
+  core: ['kernel', 'db'],
+  remote: ['kernel', 'core'],
+  scheduling: ['kernel', 'core', 'remote'],
+  monitoring: ['kernel', 'db', 'core', 'scheduling'],
+  http: ['kernel', 'db', 'core', 'monitoring'],
+  composition: ['kernel', 'db', 'core'],
+  cli: ['kernel', 'db', 'core', 'remote', 'scheduling', 'monitoring', 'http', 'composition'],
+  tasks: ['kernel', 'db', 'core', 'tasks'],
+};
+
+/** The kernel is src/'s top-level files, shared by every room; service.ts is the composition root. */
+function roomOf(file: string): string {
+  const parts = path.relative(ROOT, file).split(path.sep);
+  if (parts[0] === 'tasks') return 'tasks';
+  if (parts.length === 2) return parts[1] === 'service.ts' ? 'composition' : 'kernel';
+  return parts[1]!;
+}
+
+/** task.ts hands tasks the types of db/sql.ts: the one kernel file allowed to name a room. */
+const KERNEL_EXCEPTIONS = new Set(['src/task.ts -> db']);
+
+async function sources(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  return entries
+    .filter((e) => e.isFile() && /\.ts$/.test(e.name))
+    .map((e) => path.join(e.parentPath, e.name));
+}
+
+describe('the architecture', () => {
+  it('keeps every import of src/ and tasks/ within the rooms its folder may call', async () => {
+    const files = [...(await sources(path.join(ROOT, 'src'))), ...(await sources(path.join(ROOT, 'tasks')))];
+    expect(files.length).to.be.greaterThan(50);
+    const crossings: string[] = [];
+    for (const file of files) {
+      const text = await readFile(file, 'utf8');
+      const from = roomOf(file);
+      for (const match of text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) {
+        const target = path.resolve(path.dirname(file), match[1]!);
+        const to = roomOf(target);
+        if (to === from || MAY_IMPORT[from]!.includes(to)) continue;
+        const relative = path.relative(ROOT, file);
+        if (KERNEL_EXCEPTIONS.has(`${relative} -> ${to}`)) continue;
+        crossings.push(`${relative} (${from}) imports ${match[1]} (${to})`);
+      }
+    }
+    expect(crossings).to.deep.equal([]);
+  });
+});
