@@ -8,7 +8,7 @@ import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
 import { jsonBody } from './body.js';
 import type { Guard } from './cron.js';
-import { runLocation, startAndAnswer, type TriggerDeps } from './trigger.js';
+import { type RunRouteDeps, runLocation, startAndAnswer } from './runs.js';
 
 /**
  * The operator's routes, behind the same guard as the rest of /cron: cancel and rerun a run,
@@ -29,7 +29,7 @@ function body<T>(ctx: Context, schema: z.ZodType<T>): T {
   throw new TaskgateError('BAD_REQUEST', 'invalid request body', { errors });
 }
 
-export interface ControlRouteDeps extends TriggerDeps {
+export interface ControlRouteDeps extends RunRouteDeps {
   db: Db;
   registry: Registry;
   runner: Runner;

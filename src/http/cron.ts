@@ -10,7 +10,7 @@ import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
 import { jsonBody } from './body.js';
 import { addControlRoutes } from './controls.js';
-import { trigger } from './trigger.js';
+import { startTask } from './runs.js';
 
 export interface CronDeps {
   db: Db;
@@ -86,7 +86,7 @@ export function addCronRoutes(router: Router, deps: CronDeps, { beforeBody, afte
   addControlRoutes(router, deps, { beforeBody, afterBody });
 
   router.post('/cron/:task', ...postGuard, async (ctx) => {
-    await trigger(ctx, deps, ctx.params.task!);
+    await startTask(ctx, deps, ctx.params.task!);
   });
 
   // Routes a task declares for callers of an older system; a trailing slash is optional.
@@ -94,7 +94,7 @@ export function addCronRoutes(router: Router, deps: CronDeps, { beforeBody, afte
     for (const alias of definition.aliases ?? []) {
       const bare = alias.path.replace(/\/+$/, '') || '/';
       router.post([...new Set([alias.path, bare])], ...postGuard, async (ctx) => {
-        await trigger(ctx, deps, definition.name);
+        await startTask(ctx, deps, definition.name);
         if (ctx.status === 200 && alias.successBody !== undefined) {
           ctx.type = 'application/json';
           ctx.body = alias.successBody;

@@ -7,7 +7,7 @@ import { TaskgateError } from '../errors.js';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-export interface TriggerDeps {
+export interface RunRouteDeps {
   runner: Runner;
   config: Config;
 }
@@ -117,7 +117,7 @@ function finished(ctx: Context, run: RunRecord): void {
  * (`Prefer: respond-async`), else when the run ends, or with 202 once SYNC_WAIT_MS (or the
  * caller's `Prefer: wait=`) has passed, so no proxy time-out cuts a long run's answer.
  */
-export async function trigger(ctx: Context, deps: TriggerDeps, task: string): Promise<void> {
+export async function startTask(ctx: Context, deps: RunRouteDeps, task: string): Promise<void> {
   const { params, dryRun } = runOptions(ctx.request.body);
   const key = idempotencyKey(ctx);
   await startAndAnswer(ctx, deps, {
@@ -131,7 +131,7 @@ export async function trigger(ctx: Context, deps: TriggerDeps, task: string): Pr
 }
 
 /** Starts a run and answers as `trigger` does (a rerun answers the same way). */
-export async function startAndAnswer(ctx: Context, deps: TriggerDeps, request: RunRequest): Promise<void> {
+export async function startAndAnswer(ctx: Context, deps: RunRouteDeps, request: RunRequest): Promise<void> {
   const prefs = preferences(ctx.get('prefer'));
   const { run, replayed } = await deps.runner.start(request);
   ctx.state.runId = run.id;
