@@ -1,4 +1,5 @@
 import type { SqlClient } from '../db/sql.js';
+import { TaskgateError } from '../errors.js';
 
 /**
  * Paused tasks (`taskgate.task_pause`): while a task is paused no run of it starts, whoever
@@ -100,4 +101,16 @@ export async function resumeTask(
     [resume.task, resume.by, resume.reason],
   );
   return rows[0] ? toPause(rows[0]) : null;
+}
+
+/** The refusal of a run while its task is paused: 423 with the reason and until when. */
+export function pausedError(pause: TaskPause): TaskgateError {
+  const until = pause.until ? ` until ${pause.until}` : ' until resumed';
+  return new TaskgateError('TASK_PAUSED', `${pause.task} is paused${until}: ${pause.reason}`, {
+    task: pause.task,
+    reason: pause.reason,
+    until: pause.until,
+    pausedBy: pause.pausedBy,
+    pausedAt: pause.pausedAt,
+  });
 }

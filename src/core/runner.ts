@@ -10,9 +10,10 @@ import { createRunLogger, type Logger } from '../logger.js';
 import { DEFAULT_TIMEOUT_MS } from '../task.js';
 import { LeaseKeeper } from './leaseKeeper.js';
 import { takeLease } from './leases.js';
-import { activePause, type TaskPause } from './pauses.js';
-import type { RegisteredTask, Registry } from './registry.js';
+import { activePause, pausedError } from './pauses.js';
+import type { Registry } from './registry.js';
 import { RunLogCapture } from './runLog.js';
+import { checkSameRequest, validateParams } from './runRequest.js';
 import {
   abandonExpiredRuns,
   abandonRunsOf,
@@ -476,55 +477,9 @@ type StartDecision =
 /** Thrown inside the start transaction to roll the lease back when the key's run exists after all. */
 class KeyTaken extends Error {}
 
-/** JSON with keys sorted, so two params objects compare by content. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
-
-/** An idempotency key stands for one request: reusing it for other params or dry-run flag is refused. */
-function checkSameRequest(earlier: RunRecord, params: Record<string, unknown>, dryRun: boolean): void {
-  if (earlier.dryRun === dryRun && canonical(earlier.params) === canonical(params)) return;
-  throw new TaskgateError(
-    'IDEMPOTENCY_KEY_REUSED',
-    `this Idempotency-Key was used for a different request to ${earlier.task} (other params or dryRun): use a new key`,
-    { runId: earlier.id },
-  );
-}
-
-/** The params with defaults applied, or INVALID_PARAMS naming each bad field and listing the valid keys. */
-function validateParams(task: RegisteredTask, raw: unknown): Record<string, unknown> {
-  const parsed = task.params.safeParse(raw ?? {});
-  if (parsed.success) return parsed.data as Record<string, unknown>;
-  const errors = parsed.error.issues.map((issue) => ({
-    field: [...issue.path, ...('keys' in issue ? [issue.keys.join(',')] : [])].join('.') || null,
-    message: issue.message,
-  }));
-  const listed = errors.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join('; ');
-  throw new TaskgateError('INVALID_PARAMS', `invalid params for ${task.definition.name}: ${listed}`, {
-    errors,
-    validKeys: Object.keys(task.params.shape),
-  });
-}
-
 /** A run that stopped on its signal: cancelled by an operator, or interrupted (shutdown, time-out, lost lease). */
 function stoppedStatus(signal: AbortSignal): 'cancelled' | 'interrupted' {
   return signal.reason instanceof RunCancelled ? 'cancelled' : 'interrupted';
-}
-
-export function pausedError(pause: TaskPause): TaskgateError {
-  const until = pause.until ? ` until ${pause.until}` : ' until resumed';
-  return new TaskgateError('TASK_PAUSED', `${pause.task} is paused${until}: ${pause.reason}`, {
-    task: pause.task,
-    reason: pause.reason,
-    until: pause.until,
-    pausedBy: pause.pausedBy,
-    pausedAt: pause.pausedAt,
-  });
 }
 
 function reasonOf(signal: AbortSignal): string {
