@@ -7,12 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { startEmbeddedDatabase } from '../src/db/embedded.js';
+import { freePort, startEmbeddedDatabase } from '../src/db/embedded.js';
 
 export const ROOT = fileURLToPath(new URL('../', import.meta.url));
 /** The compiled CLI, as the Dockerfile runs it; BENCH_CLI names another build (an older one, to compare). */
@@ -52,21 +51,12 @@ export function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
+export { freePort };
+
 /** One line about the machine's load, for the report: the figures mean little without it. */
 export function loadLine(): string {
   const [one, five] = readFileSync('/proc/loadavg', 'utf8').split(' ');
   return `load average ${one} (1 min), ${five} (5 min)`;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 function status(url: string): Promise<number> {
