@@ -82,7 +82,8 @@ const schema = z.object({
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   ),
   SHUTDOWN_GRACE_MS: integer(20_000, 0, 600_000),
-  DATABASE_POOL_MAX: integer(10, 1, 1_000),
+  // Two at least: a run's lease is renewed on a connection of its own while tasks hold theirs.
+  DATABASE_POOL_MAX: integer(10, 2, 1_000),
   DATABASE_QUERY_TIMEOUT_MS: integer(5_000, 100, 3_600_000),
   DATABASE_CONNECT_TIMEOUT_MS: integer(5_000, 100, 600_000),
   DATABASE_STARTUP_TIMEOUT_MS: integer(60_000, 0, 3_600_000),

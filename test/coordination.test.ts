@@ -304,6 +304,22 @@ describe('run coordination on a real PostgreSQL', function () {
     await doomed.close().catch(() => undefined);
   });
 
+  it('answers 503 with Retry-After within about 2 s when every pool connection is busy, never a 500 after a wait', async () => {
+    const replica = track(await startReplica(db.url, { DATABASE_POOL_MAX: '2' }));
+    // Both connections of the pool taken, as long statements would take them.
+    const held = await Promise.all([replica.db.pool.connect(), replica.db.pool.connect()]);
+    try {
+      const answer = await trigger(replica.base, 'pause', { ms: 10 });
+      expect(answer.status).to.equal(503);
+      expect(answer.body).to.include({ code: 'DATABASE_UNAVAILABLE' });
+      expect(answer.headers.get('retry-after')).to.match(/^\d+$/);
+      expect(answer.ms).to.be.within(1_500, 3_000);
+    } finally {
+      for (const client of held) client.release();
+    }
+    expect((await trigger(replica.base, 'pause', { ms: 10 })).status).to.equal(200);
+  });
+
   it('the pool of a quiet replica holds no connection while a run sleeps', async () => {
     const replica = track(await startReplica(db.url));
     const { run } = await replica.runner.start({ task: 'pause', params: { ms: 1_000 }, trigger: 'cli' });
