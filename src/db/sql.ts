@@ -181,9 +181,10 @@ export class Db implements Sql {
           statement<Row>(client, deadline, text, values),
       };
       const begin = options.isolation ? `begin isolation level ${options.isolation}` : 'begin';
-      await tx.query(begin);
+      const timeout = `set local statement_timeout = ${Math.max(1, Math.ceil(deadline.ms))}`;
       try {
-        await tx.query(`set local statement_timeout = ${Math.max(1, Math.ceil(deadline.ms))}`);
+        // One round trip for both (the simple protocol takes several statements without parameters).
+        await tx.query(`${begin}; ${timeout}`);
         const result = await fn(tx);
         await tx.query('commit');
         return result;
