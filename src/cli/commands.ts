@@ -1,11 +1,10 @@
 import type { Argv } from 'yargs';
 import { taskCatalog } from '../core/catalog.js';
-import { runOutcomeError } from '../core/outcome.js';
 import { loadRegistry } from '../core/registry.js';
 import { listRuns, RUN_STATUSES } from '../core/runs.js';
 import { bootstrap, withServices } from './context.js';
 import { showRun } from './control.js';
-import { describeRun, printError, printJson, printLine, table } from './output.js';
+import { printJson, printLine, reportRun, table } from './output.js';
 import { parseParams, taskInputOptions } from './params.js';
 
 const jsonOption = { type: 'boolean', default: false, describe: 'print JSON instead of text' } as const;
@@ -54,13 +53,7 @@ export function registerTaskCommands(cli: Argv): Argv {
         const params = parseParams(argv.params, argv.param);
         await withServices(async ({ runner }) => {
           const run = await runner.run({ task: argv.task, params, dryRun: argv.dryRun, trigger: 'cli' });
-          const error = runOutcomeError(run);
-          if (argv.json) printJson(run);
-          else if (!error) printLine(describeRun(run));
-          if (error) {
-            if (!argv.json) printError(error, false);
-            process.exitCode = error.exitCode;
-          }
+          reportRun(run, argv.json);
         });
       },
     )

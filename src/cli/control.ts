@@ -1,11 +1,10 @@
 import type { Argv } from 'yargs';
 import { cancelRun, pause, rerunRequest, resume } from '../core/controls.js';
-import { runOutcomeError } from '../core/outcome.js';
 import { findRun, findRunLog, type RunLogRecord, type RunRecord } from '../core/runs.js';
 import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
 import { withServices } from './context.js';
-import { describeRun, printError, printJson, printLine } from './output.js';
+import { describeRun, printJson, printLine, reportRun } from './output.js';
 
 /**
  * The operator's commands: cancel and rerun a run, pause and resume a task. They act on the
@@ -81,13 +80,7 @@ export function registerControlCommands(cli: Argv): Argv {
             task: argv.task,
           });
           const run = await runner.run(request);
-          const error = runOutcomeError(run);
-          if (argv.json) printJson(run);
-          else if (!error) printLine(`${describeRun(run)}\nrerun of ${run.rerunOf}`);
-          if (error) {
-            if (!argv.json) printError(error, false);
-            process.exitCode = error.exitCode;
-          }
+          reportRun(run, argv.json, `rerun of ${run.rerunOf}`);
         });
       },
     )

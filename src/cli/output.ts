@@ -1,3 +1,4 @@
+import { runOutcomeError } from '../core/outcome.js';
 import type { RunRecord } from '../core/runs.js';
 import { isTaskgateError } from '../errors.js';
 
@@ -45,4 +46,18 @@ export function table(rows: string[][]): string {
         .trimEnd(),
     )
     .join('\n');
+}
+
+/**
+ * A run this command started, told as `run` tells it: the record in JSON (`--json`), else one line
+ * (with `extra` after it) or the error; the exit code is the outcome's.
+ */
+export function reportRun(run: RunRecord, json: boolean, extra?: string): void {
+  const error = runOutcomeError(run);
+  if (json) printJson(run);
+  else if (!error) printLine(extra ? `${describeRun(run)}\n${extra}` : describeRun(run));
+  if (error) {
+    if (!json) printError(error, false);
+    process.exitCode = error.exitCode;
+  }
 }
