@@ -4,12 +4,11 @@ import { loadRegistry, type Registry } from '../src/core/registry.js';
 import { findRun } from '../src/core/runs.js';
 import { eventually, type Replica, startReplica, trigger } from './support/coordination.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { type PgBouncer, pgbouncerBinary, startPgBouncer } from './support/pgbouncer.js';
+import { type PgBouncer, requirePgBouncer, startPgBouncer } from './support/pgbouncer.js';
 import { TEST_SECRET } from './support/runner.js';
 
 const TASK = 'flushexpiredtokens_daily';
 const TOKENS = 250_000;
-const HAVE_PGBOUNCER = pgbouncerBinary() !== null;
 
 /** POST to a control route of a replica with the test secret. */
 async function control(base: string, path: string, body: Record<string, unknown> = {}) {
@@ -34,14 +33,7 @@ describe('cancelling a run on another replica, through PgBouncer in transaction 
     );
 
   before(async function () {
-    if (!HAVE_PGBOUNCER) {
-      // CI installs pgbouncer (.ci/run); there a missing one is a failure, not a skip.
-      if (process.env.CI) throw new Error('pgbouncer is not installed: .ci/run installs it');
-      process.stderr.write(
-        '\n!!! SKIPPED: cancelling through PgBouncer (pgbouncer is not installed; apt-get install pgbouncer) !!!\n\n',
-      );
-      this.skip();
-    }
+    requirePgBouncer(this, 'cancelling through PgBouncer');
     db = await createTestDatabase();
     bouncer = await startPgBouncer({ targetUrl: db.url, poolMode: 'transaction' });
     registry = await loadRegistry();

@@ -13,7 +13,7 @@ import {
 } from './support/coordination.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { adminQuery } from './support/global.js';
-import { type PgBouncer, pgbouncerBinary, startPgBouncer } from './support/pgbouncer.js';
+import { type PgBouncer, requirePgBouncer, startPgBouncer } from './support/pgbouncer.js';
 import { TEST_SECRET } from './support/runner.js';
 import { startTcpProxy } from './support/tcp-proxy.js';
 
@@ -31,20 +31,11 @@ async function stop(served: Served): Promise<{ code: number | null; ms: number }
   return { code, ms: Date.now() - started };
 }
 
-const HAVE_PGBOUNCER = pgbouncerBinary() !== null;
-
 describe('three taskgate serve processes on one database', function () {
   this.timeout(120_000);
   let db: TestDatabase;
   before(async function () {
-    if (!HAVE_PGBOUNCER) {
-      // CI installs pgbouncer (.ci/run); there a missing one is a failure, not a skip.
-      if (process.env.CI) throw new Error('pgbouncer is not installed: .ci/run installs it');
-      process.stderr.write(
-        '\n!!! SKIPPED: the PgBouncer suite (pgbouncer is not installed; apt-get install pgbouncer) !!!\n\n',
-      );
-      this.skip();
-    }
+    requirePgBouncer(this, 'the PgBouncer suite');
     db = await createTestDatabase();
     await createExecTable(db.url);
   });

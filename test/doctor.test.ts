@@ -4,7 +4,7 @@ import { migrationsList } from '../src/db/migrations/index.js';
 import { migrate } from '../src/db/orm.js';
 import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { pgbouncerBinary, startPgBouncer } from './support/pgbouncer.js';
+import { requirePgBouncer, startPgBouncer } from './support/pgbouncer.js';
 import { TEST_SECRET } from './support/runner.js';
 
 const DJANGO_DDL = new URL('./fixtures/django-token-tables.sql', import.meta.url);
@@ -125,14 +125,7 @@ describe('taskgate doctor', () => {
 
   describe('through PgBouncer', () => {
     before(function () {
-      if (!pgbouncerBinary()) {
-        // CI installs pgbouncer (.ci/run); there a missing one is a failure, not a skip.
-        if (process.env.CI) throw new Error('pgbouncer is not installed: .ci/run installs it');
-        process.stderr.write(
-          '\n  SKIPPED: pgbouncer is not installed (apt-get install pgbouncer): pooler checks not run\n\n',
-        );
-        this.skip();
-      }
+      requirePgBouncer(this, 'doctor through PgBouncer');
     });
 
     it('warns of a transaction pooler, and exits 0', async () => {

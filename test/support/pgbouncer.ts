@@ -30,6 +30,19 @@ export function pgbouncerBinary(): string | null {
   return null;
 }
 
+/**
+ * For a suite's `before`: skips it, loudly, when pgbouncer is missing, except on CI (which
+ * installs it: .ci/run), where a missing one is a failure.
+ */
+export function requirePgBouncer(context: Mocha.Context, suite: string): void {
+  if (pgbouncerBinary()) return;
+  if (process.env.CI) throw new Error('pgbouncer is not installed: .ci/run installs it');
+  process.stderr.write(
+    `\n!!! SKIPPED: ${suite} (pgbouncer is not installed; apt-get install pgbouncer) !!!\n\n`,
+  );
+  context.skip();
+}
+
 /** PgBouncer refuses to run as root: as root it runs as the `postgres` user. */
 function runAs(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
