@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -6,6 +8,23 @@ import { freePort } from '../../src/db/embedded.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = path.join(ROOT, 'src/cli/main.ts');
+
+/**
+ * The working folder of every taskgate a test spawns: it has no `.env` and no `.data/`, so what a
+ * spawned command reads is the environment the test gives it and never the clone's (a developer's
+ * `.env` with a secret in it, or the embedded database of their `npm start`). Only the committed
+ * workflow is linked in, for `workflow --check` and doctor.
+ */
+export const WORKDIR = (() => {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'taskgate-cwd-'));
+  // embedded PostgreSQL runs as another user when the tests run as root
+  chmodSync(folder, 0o755);
+  symlinkSync(path.join(ROOT, '.github'), path.join(folder, '.github'));
+  // `node --import tsx` finds tsx from the working folder
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(folder, 'node_modules'));
+  process.once('exit', () => rmSync(folder, { recursive: true, force: true }));
+  return folder;
+})();
 
 export interface CliResult {
   code: number | null;
@@ -46,7 +65,7 @@ export function runCli(
   timeoutMs = 30_000,
 ): Promise<CliResult> {
   return runProcess(process.execPath, ['--import', 'tsx', CLI, ...args], {
-    cwd: ROOT,
+    cwd: WORKDIR,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', ...env },
     timeoutMs,
   });
@@ -65,7 +84,7 @@ export interface Served {
 export async function startServe(env: Record<string, string>): Promise<Served> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve'], {
-    cwd: ROOT,
+    cwd: WORKDIR,
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
