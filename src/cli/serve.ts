@@ -30,8 +30,11 @@ export async function serve(): Promise<void> {
   const started = performance.now();
   const { config, logger } = bootstrap({ serve: true });
   if (config.secretGenerated) {
+    // Printed once, on stdout only (never to the log). The line that keeps it uses printf, a shell
+    // builtin, so the secret is in no other process's arguments (`ps` shows none of it).
     process.stdout.write(
-      `CRON_SECRET_KEY is not set: generated one for this run (development only): ${config.secrets[0]}\n`,
+      `CRON_SECRET_KEY is not set: made one up for this run (development only): ${config.secrets[0]}\n` +
+        `To keep it, run in this folder: printf 'CRON_SECRET_KEY=%s\\n' '${config.secrets[0]}' >> .env\n`,
     );
   }
   // A port in use is found before the database (and an embedded PostgreSQL) is started.
