@@ -9,6 +9,8 @@ import { TEST_SECRET } from './support/runner.js';
 
 const TASK = 'flushexpiredtokens_daily';
 const TOKENS = 250_000;
+/** Seeding and counting a quarter of a million rows takes seconds on a busy machine: more than a query's usual deadline. */
+const SEED_TIMEOUT = { timeoutMs: 60_000 };
 
 /** POST to a control route of a replica with the test secret. */
 async function control(base: string, path: string, body: Record<string, unknown> = {}) {
@@ -29,7 +31,13 @@ describe('cancelling a run on another replica, through PgBouncer in transaction 
   let other: Replica;
   const remaining = async () =>
     Number(
-      (await db.sql.query('select count(*)::int as n from token_blacklist_outstandingtoken')).rows[0]!.n,
+      (
+        await db.sql.query(
+          'select count(*)::int as n from token_blacklist_outstandingtoken',
+          undefined,
+          SEED_TIMEOUT,
+        )
+      ).rows[0]!.n,
     );
 
   before(async function () {
@@ -53,6 +61,8 @@ describe('cancelling a run on another replica, through PgBouncer in transaction 
       `insert into token_blacklist_outstandingtoken (token, created_at, expires_at, user_id, jti)
        select 'header.payload.' || g, now(), now() - interval '1 day', null, 'jti-' || g
          from generate_series(1, ${TOKENS}) g`,
+      undefined,
+      SEED_TIMEOUT,
     );
     await db.sql.query(
       `insert into token_blacklist_blacklistedtoken (blacklisted_at, token_id)

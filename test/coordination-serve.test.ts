@@ -121,7 +121,9 @@ describe('taskgate serve when the database or the task misbehaves', function () 
     const proxy = await startTcpProxy(db.url);
     try {
       proxy.cut();
-      setTimeout(() => proxy.restore(), 2_000);
+      // The database comes back only after taskgate has been refused twice: its first try fails
+      // for sure, however long the process takes to start.
+      void proxy.refused(2).then(() => proxy.restore());
       const served = await startServe(serveEnv(proxy.url));
       expect(served.output()).to.match(/database not reachable yet: retrying/);
       expect((await fetch(`${served.base}/readyz`)).status).to.equal(200);

@@ -13,6 +13,8 @@ export interface TcpProxy {
   freeze(): void;
   cut(): void;
   restore(): void;
+  /** Resolves once `count` connections in all have been refused while cut. */
+  refused(count: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -21,10 +23,17 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
   const targetPort = Number(target.port || 5432);
   let state: 'open' | 'frozen' | 'cut' = 'open';
   const pairs = new Set<{ client: Socket; server: Socket }>();
+  let refusedCount = 0;
+  const waiters: { count: number; resolve: () => void }[] = [];
 
   const server: Server = createServer((client) => {
     if (state === 'cut') {
       client.destroy();
+      refusedCount += 1;
+      for (const waiter of waiters.filter((w) => w.count <= refusedCount)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve();
+      }
       return;
     }
     const upstream = connect(targetPort, target.hostname);
@@ -81,6 +90,10 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
         client.resume();
         server.resume();
       });
+    },
+    refused(count) {
+      if (refusedCount >= count) return Promise.resolve();
+      return new Promise<void>((resolve) => waiters.push({ count, resolve }));
     },
     async close() {
       state = 'cut';
