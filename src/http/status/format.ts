@@ -67,6 +67,11 @@ export function formatDuration(ms: number | null): string {
   if (ms === null || ms === undefined) return '–';
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  if (ms >= 3_600_000) {
+    const hours = Math.floor(ms / 3_600_000);
+    const rest = Math.round((ms % 3_600_000) / 60_000);
+    return rest ? `${hours} h ${rest} min` : `${hours} h`;
+  }
   const minutes = Math.floor(ms / 60_000);
   const seconds = Math.round((ms % 60_000) / 1000);
   return `${minutes} min ${String(seconds).padStart(2, '0')} s`;

@@ -24,7 +24,7 @@ function layout(title: string, body: Html, options: { refresh?: boolean } = {}):
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 ${options.refresh ? html`<meta http-equiv="refresh" content="5">` : ''}
 <title>${title}</title><link rel="icon" href="data:,">
 <style>${htmlRaw(STYLE)}</style></head>
@@ -53,7 +53,7 @@ export function statusBadge(status: string): Html {
     failed: '✗',
     running: '●',
     overdue: '!',
-    paused: '⏸',
+    paused: '‖',
   };
   return html`<span class="badge s-${status}">${mark[status] ? `${mark[status]} ` : ''}${status}</span>`;
 }
@@ -64,7 +64,7 @@ function durationChart(runs: RunRecord[]): Html | string {
   if (shown.length < 2) return '';
   const ordered = [...shown].reverse();
   const max = Math.max(1, ...ordered.map((run) => run.durationMs ?? 0));
-  const slot = 300 / 30;
+  const slot = 300 / Math.max(ordered.length, 12);
   const bars = ordered.map((run, i) => {
     const height = run.durationMs === null ? 4 : Math.max(2, Math.round((run.durationMs / max) * 40));
     const kind = ['succeeded', 'failed', 'running'].includes(run.status) ? run.status : 'other';
@@ -76,18 +76,22 @@ function durationChart(runs: RunRecord[]): Html | string {
 
 function runRows(runs: RunRecord[], viewer: Viewer, now: Date): Html {
   if (runs.length === 0) return html`<p class="empty">No runs yet.</p>`;
-  const write = viewer.role === 'write';
-  const rows = runs.slice(0, TABLE_ROWS).map(
-    (run) => html`<tr>
-<td class="num"><a href="/status/runs/${run.id}" title="${run.startedAt}">${formatTime(run.startedAt).slice(5, 16)}</a><br><small>${relative(run.startedAt, now)}</small></td>
-<td>${statusBadge(run.status)}${run.dryRun ? html`<br><small>dry run</small>` : ''}</td>
-<td class="num">${run.status === 'running' ? relative(run.startedAt, now).replace(' ago', '') : formatDuration(run.durationMs)}</td>
+  const shown = runs.slice(0, TABLE_ROWS);
+  // Only a running run has a control in its row; the run's own page has the rest.
+  const controls = viewer.role === 'write' && shown.some((run) => run.status === 'running');
+  const rows = shown.map((run) => {
+    const did = resultSummary(redactFields(run.result));
+    const error = publicError(run.error);
+    return html`<tr>
+<td class="num"><a href="/status/runs/${run.id}" title="${run.startedAt}">${formatTime(run.startedAt).slice(5, 16)}</a><span class="rel">${relative(run.startedAt, now)}</span></td>
+<td>${statusBadge(run.status)}${run.dryRun ? html` <small>dry run</small>` : ''}</td>
+<td class="num dur">${run.status === 'running' ? `for ${relative(run.startedAt, now).replace(' ago', '')}` : formatDuration(run.durationMs)}</td>
 <td class="hide-narrow">${run.trigger}</td>
-<td>${resultSummary(redactFields(run.result)) || (run.error ? publicError(run.error) : '')} <a href="/status/runs/${run.id}">log</a></td>
-${write ? html`<td>${run.status === 'running' ? cancelForm(run, viewer) : ''}</td>` : ''}
-</tr>`,
-  );
-  return html`<table><thead><tr><th class="c-start">Started</th><th class="c-status">Status</th><th class="c-dur">Duration</th><th class="c-trig hide-narrow">Trigger</th><th>What it did</th>${write ? html`<th class="c-act"><span class="hide-narrow">Control</span></th>` : ''}</tr></thead>
+<td class="what">${did}${!did && error ? html`<span class="err">${error}</span>` : ''} <a href="/status/runs/${run.id}">log</a></td>
+${controls ? html`<td class="act">${run.status === 'running' ? cancelForm(run, viewer) : ''}</td>` : ''}
+</tr>`;
+  });
+  return html`<table class="runs"><thead><tr><th class="c-start">Started</th><th class="c-status">Status</th><th class="c-dur">Duration</th><th class="c-trig hide-narrow">Trigger</th><th>What it did</th>${controls ? html`<th class="c-act">Control</th>` : ''}</tr></thead>
 <tbody>${rows}</tbody></table>`;
 }
 
@@ -200,7 +204,7 @@ ${error ? html`<p class="notice s-failed">${error}</p>` : ''}
 <h3>Params</h3><pre>${json(run.params)}</pre>
 <h3>Result</h3><pre>${run.result === null ? '–' : json(run.result)}</pre>
 <h3>Log</h3>
-${log ? html`<table><thead><tr><th class="c-dur">Time</th><th class="c-dur">Level</th><th>Message</th></tr></thead><tbody>${log.lines.map(logLine)}</tbody></table>${log.dropped ? html`<p class="empty">${log.dropped} more lines were not kept.</p>` : ''}` : html`<p class="empty">${run.status === 'running' ? 'The log is kept when the run ends.' : 'Nothing was kept.'}</p>`}
+${log ? html`<table><thead><tr><th class="c-time">Time</th><th class="c-dur">Level</th><th>Message</th></tr></thead><tbody>${log.lines.map(logLine)}</tbody></table>${log.dropped ? html`<p class="empty">${log.dropped} more lines were not kept.</p>` : ''}` : html`<p class="empty">${run.status === 'running' ? 'The log is kept when the run ends.' : 'Nothing was kept.'}</p>`}
 ${write ? html`<div class="controls">${run.status === 'running' ? cancelForm(run, viewer, true) : html`<form method="post" action="/status/runs/${run.id}/rerun">${csrfField(viewer)}<input type="text" name="reason" maxlength="500" placeholder="reason (optional)" aria-label="reason"><button type="submit">Rerun</button></form>`}</div>` : ''}
 <p><a href="/status">← all tasks</a></p>
 </section></main>`;

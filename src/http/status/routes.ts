@@ -41,7 +41,8 @@ function security(ctx: Context): void {
   ctx.set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
   ctx.set('X-Content-Type-Options', 'nosniff');
   ctx.set('X-Frame-Options', 'DENY');
-  ctx.set('Referrer-Policy', 'no-referrer');
+  // same-origin, not no-referrer: with no-referrer a browser's form posts say `Origin: null`.
+  ctx.set('Referrer-Policy', 'same-origin');
 }
 
 /** The one error model, told as a page to a browser and as JSON to anything else. */

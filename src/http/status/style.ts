@@ -48,8 +48,10 @@ main{max-width:1100px;margin:0 auto;padding:16px 20px 40px}
 table{width:100%;border-collapse:collapse;table-layout:fixed}
 th,td{text-align:left;padding:5px 6px;border-top:1px solid var(--line);vertical-align:top;overflow-wrap:anywhere}
 th{font-size:12px;color:var(--muted);font-weight:600;border-top:0}
-.c-start{width:9.5em}.c-status{width:8em}.c-dur{width:6em}.c-act{width:5.5em}.c-trig{width:6em}
+.c-start{width:8.5em}.c-status{width:9.5em}.c-dur{width:6.5em}.c-act{width:6em}.c-trig{width:6em}.c-time{width:7.5em}
 td.num{font-variant-numeric:tabular-nums}
+.rel{display:block;font-size:12px;color:var(--muted)}
+.err{color:var(--bad)}
 .empty{color:var(--muted);margin:4px 0}
 .controls{display:flex;flex-wrap:wrap;gap:8px;margin-top:10px;padding-top:10px;border-top:1px dashed var(--line)}
 .controls form,form.inline{display:flex;flex-wrap:wrap;gap:6px;align-items:center;margin:0}
@@ -68,8 +70,11 @@ pre{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:
 .lvl{font-weight:600}.lvl-error,.lvl-fatal{color:var(--bad)}.lvl-warn{color:var(--warn)}
 h3{font-size:14px;margin:14px 0 6px}
 @media (max-width:600px){header.top,main{padding-left:10px;padding-right:10px}.task{padding:12px 10px}
-.hide-narrow{display:none}.c-start{width:6.2em}.c-status{width:6.6em}.c-dur{width:4.8em}.c-act{width:4.6em}
-th,td{padding:5px 3px}input[type=text]{width:100%}}
+.hide-narrow{display:none}input[type=text]{width:100%}
+table.runs,table.runs tbody{display:block}table.runs thead{display:none}
+table.runs tr{display:flex;flex-wrap:wrap;align-items:baseline;gap:2px 10px;padding:6px 0;border-top:1px solid var(--line)}
+table.runs td{border:0;padding:0}table.runs td.what{flex-basis:100%}
+table.runs .rel{display:inline;margin-left:6px}}
 `.trim();
 
 export const STYLE_HASH = `sha256-${createHash('sha256').update(STYLE).digest('base64')}`;
