@@ -138,3 +138,46 @@ describe(SUITE, function () {
     if (process.env.UPDATE_SCREENSHOT === '1') await writeFile(new URL(name, DOCS), png);
   }
 });
+
+describe('status page browser suite without chromium', () => {
+  const skipped = new Error('skipped');
+  const context = {
+    skip(): never {
+      throw skipped;
+    },
+  };
+  let ci: string | undefined;
+  beforeEach(() => {
+    ci = process.env.CI;
+  });
+  afterEach(() => {
+    if (ci === undefined) delete process.env.CI;
+    else process.env.CI = ci;
+  });
+
+  it('skips loudly, naming the suite and the reason, outside CI', () => {
+    delete process.env.CI;
+    const warned: unknown[][] = [];
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => warned.push(args);
+    try {
+      expect(() => requireChromium(context, SUITE, null)).to.throw(skipped);
+    } finally {
+      console.warn = warn;
+    }
+    expect(String(warned[0]?.[0]))
+      .to.include(`SKIPPED: ${SUITE}`)
+      .and.to.include('chromium is not installed');
+  });
+
+  it('fails on CI, which installs chromium', () => {
+    process.env.CI = 'true';
+    expect(() => requireChromium(context, SUITE, null)).to.throw(
+      /chromium is not installed: \.ci\/run installs it/,
+    );
+  });
+
+  it('hands the binary over when it is there', () => {
+    expect(requireChromium(context, SUITE, '/usr/bin/chromium')).to.equal('/usr/bin/chromium');
+  });
+});

@@ -23,8 +23,11 @@ export function chromiumBinary(): string | null {
  * For a suite's `before`: skips it, loudly, when chromium is missing, except on CI (which
  * installs it: .ci/run), where a missing one is a failure.
  */
-export function requireChromium(context: Mocha.Context, suite: string): string {
-  const binary = chromiumBinary();
+export function requireChromium(
+  context: Pick<Mocha.Context, 'skip'>,
+  suite: string,
+  binary: string | null = chromiumBinary(),
+): string {
   if (binary) return binary;
   if (process.env.CI) throw new Error(`${suite}: chromium is not installed: .ci/run installs it`);
   console.warn(`\n!!! SKIPPED: ${suite} (chromium is not installed; apt-get install chromium) !!!\n`);

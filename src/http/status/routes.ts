@@ -54,8 +54,9 @@ function answerError(ctx: Context, error: TaskgateError): void {
     return;
   }
   ctx.type = 'html';
-  const refused = error.code === 'UNAUTHORIZED' || error.code === 'TOO_MANY_REQUESTS';
-  ctx.body = refused ? loginPage(ctx.state.loginMessage ?? message) : errorPage(error, message);
+  if (error.code === 'UNAUTHORIZED') ctx.body = loginPage(ctx.state.loginMessage ?? message);
+  else if (error.code === 'TOO_MANY_REQUESTS') ctx.body = loginPage(message);
+  else ctx.body = errorPage(error, message);
 }
 
 const formParser = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
