@@ -84,9 +84,17 @@ describe(SUITE, function () {
     await db?.drop();
   });
 
-  it('signs in through the form with no console error, and shows both tasks and the run just triggered', async () => {
+  it('signs in through the form (a wrong token gets it back with a message), with no console error, and shows both tasks and the run just triggered', async () => {
     const login = await page.goto(`${base}/status`);
     expect(login?.status()).to.equal(200);
+    expect(problems).to.deep.equal([]);
+    // A wrong token: the form again, with a message (its 401 is the one console line expected).
+    await page.fill('#token', 'not-the-token-at-all');
+    await page.click('button[type=submit]');
+    expect(await page.locator('.login .error').textContent()).to.equal('That token is not right.');
+    expect(problems).to.have.length(1);
+    expect(problems[0]).to.match(/status of 401/);
+    problems.length = 0;
     await page.fill('#token', SECRET);
     await Promise.all([page.waitForURL(`${base}/status`), page.click('button[type=submit]')]);
     expect(await page.locator('section.task h2').allTextContents()).to.deep.equal([

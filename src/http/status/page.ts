@@ -165,7 +165,10 @@ function logLine(line: Record<string, unknown>): Html {
   const level =
     typeof line.level === 'number' ? (LEVELS[line.level] ?? String(line.level)) : String(line.level);
   const fields: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(line)) if (!LINE_HIDDEN.has(key)) fields[key] = value;
+  for (const [key, value] of Object.entries(line)) {
+    // A reason or message in a field may quote the database as much as an error does.
+    if (!LINE_HIDDEN.has(key)) fields[key] = typeof value === 'string' ? publicError(value) : value;
+  }
   // An error's stack and driver fields tell the insides: its message alone, made public.
   if (fields.err && typeof fields.err === 'object') {
     const message = (fields.err as { message?: unknown }).message;
