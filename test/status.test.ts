@@ -132,6 +132,19 @@ describe('status page: HTTP', () => {
       );
     });
 
+    it('leaves every other route as it was: no status headers; /status/ is /status', async () => {
+      const health = await request(app.callback).get('/healthz');
+      expect(health.headers['content-security-policy']).to.equal(undefined);
+      const cron = await request(app.callback).get('/cron').set('X-Cron-Secret', SECRET);
+      expect(cron.status).to.equal(200);
+      expect(cron.headers['content-security-policy']).to.equal(undefined);
+      const slash = await request(app.callback)
+        .get('/status/')
+        .set('Authorization', `Bearer ${STATUS_TOKEN}`);
+      expect(slash.status).to.equal(200);
+      expect(slash.text).to.include('report_hourly');
+    });
+
     it('lets STATUS_TOKEN read every task, with no control on the page', async () => {
       await trigger('report_hourly', { rows: 7 }).expect(200);
       const res = await request(app.callback).get('/status').set('Authorization', `Bearer ${STATUS_TOKEN}`);
@@ -194,6 +207,22 @@ describe('status page: HTTP', () => {
       } finally {
         await proxied.close();
       }
+    });
+
+    it('ends the session at Log out: the cookie is cleared and the page asks to sign in again', async () => {
+      const { cookie, page } = await login(STATUS_TOKEN);
+      expect(page).to.include('action="/status/logout"');
+      const out = await request(app.callback)
+        .post('/status/logout')
+        .set('Cookie', cookie)
+        .set('Origin', 'http://status.example')
+        .set('Host', 'status.example')
+        .type('form')
+        .send({ csrf: csrfOf(page) });
+      expect(out.status).to.equal(303);
+      expect(sessionCookieLine(out))
+        .to.match(/^taskgate_status=;/)
+        .and.to.match(/expires=Thu, 01 Jan 1970/i);
     });
 
     it('answers a wrong token with the form again, a message and 401', async () => {
