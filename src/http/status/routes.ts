@@ -86,7 +86,7 @@ export function statusRoutes(deps: StatusDeps): Middleware {
   function viewerOr401(ctx: Context): Viewer | null {
     const viewer = auth.viewer(ctx);
     if (!('none' in viewer)) return viewer;
-    if (!prefersHtml(ctx)) return auth.require(ctx);
+    if (!prefersHtml(ctx)) auth.refuse(ctx, viewer.none);
     ctx.type = 'html';
     ctx.body = loginPage(viewer.none === 'session expired' ? 'Your session has ended: sign in again.' : null);
     return null;

@@ -157,8 +157,8 @@ export class StatusAuth {
   }
 
   /**
-   * The viewer, or null when no credential was presented (or the session expired), so that the
-   * caller can show the login form. A wrong credential is refused (401, counted by the limiter).
+   * The viewer, or `{none}` when no credential was presented (or the session expired), so that
+   * the caller can show the login form. A wrong credential is refused (401, counted by the limiter).
    */
   viewer(ctx: Context): Viewer | { none: string } {
     const verdict = this.verdict(ctx);
