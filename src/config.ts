@@ -11,7 +11,7 @@ import {
 
 export { MIN_SECRET_LENGTH, SECRET_PLACEHOLDER };
 
-/** METRICS_TOKEN only guards read-only counters: half a shared secret's strength will do. */
+/** METRICS_TOKEN and STATUS_TOKEN only let their holder read: half a shared secret's strength will do. */
 const MIN_METRICS_TOKEN_BITS = 64;
 
 const optionalText = z
@@ -69,6 +69,10 @@ const schema = z.object({
   CRON_SECRET_KEY_PREVIOUS: secret,
   TRUST_PROXY: proxyHops,
   METRICS_TOKEN: optionalText.refine(
+    (value) => value === undefined || value.length >= 16,
+    `must be at least 16 characters (${HOW_TO_MAKE_ONE})`,
+  ),
+  STATUS_TOKEN: optionalText.refine(
     (value) => value === undefined || value.length >= 16,
     `must be at least 16 characters (${HOW_TO_MAKE_ONE})`,
   ),
@@ -156,6 +160,8 @@ export interface HttpConfig {
   trustProxyHops: number;
   /** When set, GET /metrics asks for it as a bearer token. */
   metricsToken: string | undefined;
+  /** The status page's read-only credential (the secrets are its write credential). */
+  statusToken: string | undefined;
   /** How long a synchronous trigger waits for its run before answering 202 instead. */
   syncWaitMs: number;
   /** How far a signed request's timestamp may be from now, either way. */
@@ -175,12 +181,14 @@ export class ConfigError extends TaskgateError {
 /**
  * Refuses secrets an attacker could guess or that do two jobs: a low-entropy or placeholder
  * secret, a "previous" secret that is the current one (a rotation that rotates nothing), a
- * METRICS_TOKEN that is a secret (whoever scrapes metrics could then run tasks).
+ * METRICS_TOKEN or STATUS_TOKEN that is a secret (whoever scrapes metrics or reads the status
+ * page could then run tasks), a STATUS_TOKEN that is the METRICS_TOKEN.
  */
 function checkSecrets(vars: {
   CRON_SECRET_KEY?: string | undefined;
   CRON_SECRET_KEY_PREVIOUS?: string | undefined;
   METRICS_TOKEN?: string | undefined;
+  STATUS_TOKEN?: string | undefined;
 }): void {
   const secrets = ['CRON_SECRET_KEY', 'CRON_SECRET_KEY_PREVIOUS'] as const;
   for (const name of secrets) {
@@ -193,17 +201,23 @@ function checkSecrets(vars: {
       'CRON_SECRET_KEY_PREVIOUS is the same as CRON_SECRET_KEY: set it to the secret being replaced, or unset it',
     );
   }
-  const token = vars.METRICS_TOKEN;
-  if (token === undefined) return;
-  for (const name of secrets) {
-    if (token === vars[name]) {
-      throw new ConfigError(
-        `METRICS_TOKEN is the same as ${name}: give /metrics a token of its own (${HOW_TO_MAKE_ONE})`,
-      );
+  const tokens = [
+    ['METRICS_TOKEN', '/metrics', secrets],
+    ['STATUS_TOKEN', 'the status page', [...secrets, 'METRICS_TOKEN']],
+  ] as const;
+  for (const [variable, what, others] of tokens) {
+    const token = vars[variable];
+    if (token === undefined) continue;
+    for (const name of others) {
+      if (token === vars[name]) {
+        throw new ConfigError(
+          `${variable} is the same as ${name}: give ${what} a token of its own (${HOW_TO_MAKE_ONE})`,
+        );
+      }
     }
+    const weakness = secretWeakness(token, MIN_METRICS_TOKEN_BITS);
+    if (weakness) throw new ConfigError(`${variable} ${weakness}`);
   }
-  const weakness = secretWeakness(token, MIN_METRICS_TOKEN_BITS);
-  if (weakness) throw new ConfigError(`METRICS_TOKEN ${weakness}`);
 }
 
 export interface LoadConfigOptions {
@@ -284,6 +298,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
     http: {
       trustProxyHops: vars.TRUST_PROXY,
       metricsToken: vars.METRICS_TOKEN,
+      statusToken: vars.STATUS_TOKEN,
       syncWaitMs: vars.SYNC_WAIT_MS,
       signatureToleranceSeconds: vars.SIGNATURE_TOLERANCE_SECONDS,
       authFailureLimit: vars.AUTH_FAILURE_LIMIT,

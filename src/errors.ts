@@ -6,6 +6,8 @@
  */
 export const ERROR_CODES = {
   UNAUTHORIZED: { status: 401, exitCode: 2, expose: true },
+  /** The credential is good but may not do this (the status page's read-only token, a cross-site form). */
+  FORBIDDEN: { status: 403, exitCode: 2, expose: true },
   TOO_MANY_REQUESTS: { status: 429, exitCode: 75, expose: true },
   TASK_NOT_FOUND: { status: 404, exitCode: 2, expose: true },
   RUN_NOT_FOUND: { status: 404, exitCode: 2, expose: true },

@@ -1,3 +1,4 @@
+import slowRedact from '@pinojs/redact';
 import { type DestinationStream, type Logger, pino } from 'pino';
 
 export type { Logger };
@@ -22,9 +23,25 @@ export const REDACTED_PATHS = [
   'config.databaseUrl',
   'metricsToken',
   'config.http.metricsToken',
+  'statusToken',
+  'config.http.statusToken',
   '*.secret',
   '*.password',
 ];
+
+const CENSOR = '[redacted]';
+
+const redactor = slowRedact({ paths: REDACTED_PATHS, censor: CENSOR, strict: false });
+
+/**
+ * `value` with the fields the log redacts replaced by "[redacted]" (the same paths, the same
+ * library pino uses), for what is shown outside the log: a run's params and result on the status
+ * page. The value itself is left unchanged.
+ */
+export function redactFields<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  return JSON.parse(redactor(value) as string) as T;
+}
 
 export interface LoggerOptions {
   level: string;
@@ -37,7 +54,7 @@ export interface LoggerOptions {
 const baseOptions = (level: string) => ({
   level,
   base: undefined,
-  redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+  redact: { paths: REDACTED_PATHS, censor: CENSOR },
 });
 
 export function createLogger({ level, pretty, destination = 1 }: LoggerOptions): Logger {

@@ -112,6 +112,25 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses a STATUS_TOKEN that is short, a secret, the METRICS_TOKEN, or of low entropy', () => {
+    expect(refusal({ ...PRODUCTION, STATUS_TOKEN: 'short' })).to.match(/^STATUS_TOKEN must be at least 16/);
+    expect(refusal({ ...PRODUCTION, STATUS_TOKEN: STRONG })).to.match(
+      /^STATUS_TOKEN is the same as CRON_SECRET_KEY: give the status page a token of its own/,
+    );
+    expect(
+      refusal({ ...PRODUCTION, CRON_SECRET_KEY_PREVIOUS: STRONG_BASE64, STATUS_TOKEN: STRONG_BASE64 }),
+    ).to.match(/^STATUS_TOKEN is the same as CRON_SECRET_KEY_PREVIOUS/);
+    expect(refusal({ ...PRODUCTION, METRICS_TOKEN: METRICS, STATUS_TOKEN: METRICS })).to.match(
+      /^STATUS_TOKEN is the same as METRICS_TOKEN/,
+    );
+    expect(refusal({ ...PRODUCTION, STATUS_TOKEN: 's'.repeat(20) })).to.match(
+      /^STATUS_TOKEN is too easy to guess/,
+    );
+    expect(loadConfig({ ...PRODUCTION, STATUS_TOKEN: 'Qa83LmZt5Wc0Xv7Rb2Ny6Kd' }).http.statusToken).to.equal(
+      'Qa83LmZt5Wc0Xv7Rb2Ny6Kd',
+    );
+  });
+
   it('names the variable when a value is malformed', () => {
     expect(refusal({ PORT: 'eighty' })).to.match(/^PORT /);
     expect(refusal({ PORT: '70000' })).to.match(/^PORT /);
@@ -181,6 +200,7 @@ describe('loadConfig: the HTTP settings', () => {
     expect(loadConfig(PRODUCTION).http).to.deep.equal({
       trustProxyHops: 0,
       metricsToken: undefined,
+      statusToken: undefined,
       syncWaitMs: 25_000,
       signatureToleranceSeconds: 300,
       authFailureLimit: 10,
@@ -201,6 +221,7 @@ describe('loadConfig: the HTTP settings', () => {
     expect(config.http).to.deep.equal({
       trustProxyHops: 2,
       metricsToken: METRICS,
+      statusToken: undefined,
       syncWaitMs: 0,
       signatureToleranceSeconds: 60,
       authFailureLimit: 3,

@@ -13,7 +13,7 @@ import { createTestDatabase, type TestDatabase } from './support/database.js';
 const read = (file: string) => readFile(path.join(ROOT, file), 'utf8');
 const START = 'node dist/src/cli/main.js serve';
 /** Read by the test suite and the benchmarks, never by taskgate itself. */
-const NOT_TASKGATE = new Set(['TEST_DATABASE_URL', 'BENCH_DATABASE_URL', 'BENCH_CLI']);
+const NOT_TASKGATE = new Set(['TEST_DATABASE_URL', 'BENCH_DATABASE_URL', 'BENCH_CLI', 'UPDATE_SCREENSHOT']);
 
 /** The variables tasks declare as their own settings (the flush's table names). */
 const TASK_VARIABLES = (await loadRegistry())

@@ -280,6 +280,26 @@ export async function listRuns(
   return rows.map(fromRow);
 }
 
+/**
+ * The latest `perTask` runs of each of `tasks`, newest first: one index range scan per task
+ * (task_run_task_started_at_idx), however long the history is.
+ */
+export async function recentRunsOf(
+  db: SqlClient,
+  tasks: readonly string[],
+  perTask: number,
+): Promise<Map<string, RunRecord[]>> {
+  const { rows } = await db.query(
+    `select r.* from unnest($1::text[]) as t(task)
+       cross join lateral (
+         select * from taskgate.task_run where task = t.task order by started_at desc limit $2) r`,
+    [tasks, perTask],
+  );
+  const runs = new Map<string, RunRecord[]>(tasks.map((task) => [task, []]));
+  for (const row of rows) runs.get(String(row.task))?.push(fromRow(row));
+  return runs;
+}
+
 /** The latest run and the latest successful run of each task, for listings and overdue checks. */
 export async function latestRuns(
   db: SqlClient,

@@ -15,6 +15,7 @@ import { FailedAuthLimiter } from './limiter.js';
 import { requestLog } from './requestLog.js';
 import { SecretSet } from './secrets.js';
 import { SeenSignatures } from './seenSignatures.js';
+import { isStatusPath, statusRoutes } from './status/routes.js';
 
 declare module 'koa' {
   interface DefaultContext {
@@ -95,18 +96,25 @@ export function createApp(deps: AppDeps): Koa {
     limit: config?.http.authFailureLimit ?? 10,
     windowSeconds: config?.http.authFailureWindowSeconds ?? 900,
   };
+  let status: Koa.Middleware | null = null;
   if (config && registry && runner) {
     trustProxy(app, config.http.trustProxyHops);
+    const limiter = new FailedAuthLimiter(limits);
     addCronRoutes(
       router,
       { db: deps.db, config, registry, runner },
       authenticate({
         secrets: new SecretSet(config.secrets),
-        limiter: new FailedAuthLimiter(limits),
+        limiter,
         seen: new SeenSignatures(deps.db),
         toleranceSeconds: config.http.signatureToleranceSeconds,
       }),
     );
+    // The status page is never open: it asks for STATUS_TOKEN or a secret. In production it is
+    // served only when STATUS_TOKEN is set, as /metrics is only with METRICS_TOKEN.
+    if (config.http.statusToken || config.env !== 'production') {
+      status = statusRoutes({ db: deps.db, config, registry, runner, limiter });
+    }
   }
   // In production /metrics is served only behind METRICS_TOKEN: its task names, counts and
   // last successes are for the operator, and each scrape costs a database read.
@@ -117,6 +125,9 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(requestLog(deps.logger, metrics));
   app.use(errorHandler());
+  // Behind one path check, so that /cron requests pay nothing for the status page.
+  const statusPage = status;
+  if (statusPage) app.use((ctx, next) => (isStatusPath(ctx.path) ? statusPage(ctx, next) : next()));
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

@@ -23,7 +23,7 @@ function notJson(): TaskgateError {
 }
 
 /** co-body and raw-body errors, told as taskgate errors with stable codes: the one translation of body errors. */
-function bodyError(error: BodyError): TaskgateError | BodyError {
+export function bodyError(error: BodyError): TaskgateError | BodyError {
   if (error.type === 'entity.too.large' || error.status === 413) {
     return new TaskgateError(
       'PAYLOAD_TOO_LARGE',

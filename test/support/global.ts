@@ -50,8 +50,11 @@ export async function adminQuery(sql: string, params: unknown[] = []): Promise<p
   }
 }
 
-/** What the suites run besides Node: the workflow's steps need bash, curl and jq; the fault tests a real PgBouncer. */
-const TOOLS = ['bash', 'curl', 'jq', 'pgbouncer', 'shellcheck'] as const;
+/**
+ * What the suites run besides Node: the workflow's steps need bash, curl and jq; the fault tests a
+ * real PgBouncer; the status page's browser test Debian's chromium.
+ */
+const TOOLS = ['bash', 'curl', 'jq', 'pgbouncer', 'shellcheck', 'chromium'] as const;
 
 function onPath(tool: string): boolean {
   const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/usr/local/sbin'];
