@@ -98,6 +98,7 @@ describe(SUITE, function () {
     await page.fill('#token', SECRET);
     await Promise.all([page.waitForURL(`${base}/status`), page.click('button[type=submit]')]);
     expect(await page.locator('section.task h2').allTextContents()).to.deep.equal([
+      'clearsessions_daily',
       'flushexpiredtokens_daily',
       'prunetaskruns_weekly',
     ]);
