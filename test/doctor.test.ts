@@ -46,6 +46,7 @@ describe('taskgate doctor', () => {
       database: 'ok',
       pooler: 'ok',
       schema: 'ok',
+      'clearsessions_daily: table': 'ok',
       'flushexpiredtokens_daily: tables': 'ok',
       'flushexpiredtokens_daily: tokens': 'ok',
       clock: 'ok',
