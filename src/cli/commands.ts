@@ -51,10 +51,13 @@ export function registerTaskCommands(cli: Argv): Argv {
           .option('json', jsonOption),
       async (argv) => {
         const params = parseParams(argv.params, argv.param);
-        await withServices(async ({ runner }) => {
-          const run = await runner.run({ task: argv.task, params, dryRun: argv.dryRun, trigger: 'cli' });
-          reportRun(run, argv.json);
-        });
+        await withServices(
+          async ({ runner }) => {
+            const run = await runner.run({ task: argv.task, params, dryRun: argv.dryRun, trigger: 'cli' });
+            reportRun(run, argv.json);
+          },
+          { monitor: true },
+        );
       },
     )
     .command(

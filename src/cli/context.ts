@@ -34,16 +34,37 @@ export function bootstrap(options: { serve?: boolean } = {}): Bootstrap {
 
 /**
  * Runs `fn` with the database, registry and runner open, and closes them after. The schema is
- * not migrated here (only `serve` and `migrate` do that).
+ * not migrated here (only `serve` and `migrate` do that). With `monitor`, runs started by `fn`
+ * send the alerts and heartbeats `serve` sends for them (the same listeners), and the command
+ * waits for those in flight before it exits; the periodic overdue check stays `serve`'s job.
  */
-export async function withServices<T>(fn: (services: Services) => Promise<T>): Promise<T> {
+export async function withServices<T>(
+  fn: (services: Services) => Promise<T>,
+  options: { monitor?: boolean } = {},
+): Promise<T> {
   const { config, logger } = bootstrap();
   // Loaded here, not on import: `trigger`, `list` and `workflow` never open a database.
   const { openServices } = await import('../service.js');
-  const services = await openServices(config, logger);
+  const watched =
+    options.monitor &&
+    (config.scheduling.alertWebhookUrl || Object.keys(config.scheduling.heartbeatUrls).length > 0);
+  const { createMonitoring } = watched
+    ? await import('../monitoring/monitoring.js')
+    : { createMonitoring: null };
+  let monitoring: { close(): Promise<void> } | undefined;
+  const services = await openServices(config, logger, {
+    listeners: createMonitoring
+      ? (core) => {
+          const made = createMonitoring(config.scheduling, logger, core);
+          monitoring = made;
+          return made.listeners;
+        }
+      : undefined,
+  });
   try {
     return await fn(services);
   } finally {
+    await monitoring?.close();
     await services.close();
   }
 }

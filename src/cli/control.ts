@@ -73,15 +73,18 @@ export function registerControlCommands(cli: Argv): Argv {
           .option('task', { type: 'string', describe: 'refuse unless the run is a run of this task' })
           .option('json', jsonOption),
       async (argv) => {
-        await withServices(async ({ db, registry, runner }) => {
-          const request = await rerunRequest({ db, registry, runner }, argv.runId, {
-            by: 'cli',
-            reason: argv.reason,
-            task: argv.task,
-          });
-          const run = await runner.run(request);
-          reportRun(run, argv.json, `rerun of ${run.rerunOf}`);
-        });
+        await withServices(
+          async ({ db, registry, runner }) => {
+            const request = await rerunRequest({ db, registry, runner }, argv.runId, {
+              by: 'cli',
+              reason: argv.reason,
+              task: argv.task,
+            });
+            const run = await runner.run(request);
+            reportRun(run, argv.json, `rerun of ${run.rerunOf}`);
+          },
+          { monitor: true },
+        );
       },
     )
     .command(
