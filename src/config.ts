@@ -54,6 +54,17 @@ const httpUrl = optionalText.refine((value) => {
   }
 }, 'must be an http:// or https:// URL');
 
+/** `true` or `false` (also 1/0, yes/no, on/off); unset is `fallback`. */
+const flag = (fallback: boolean) =>
+  optionalText.transform((value, ctx) => {
+    if (value === undefined) return fallback;
+    const word = value.toLowerCase();
+    if (['true', '1', 'yes', 'on'].includes(word)) return true;
+    if (['false', '0', 'no', 'off'].includes(word)) return false;
+    ctx.addIssue({ code: 'custom', message: 'must be true or false' });
+    return z.NEVER;
+  });
+
 /** `HEARTBEAT_URL_<TASK>`: one dead-man's-switch ping URL per task, the task name in capitals. */
 export const HEARTBEAT_PREFIX = 'HEARTBEAT_URL_';
 
@@ -96,6 +107,12 @@ const schema = z.object({
   ALERT_WEBHOOK_URL: httpUrl,
   OVERDUE_CHECK_INTERVAL_MS: integer(300_000, 0, 86_400_000),
   TASKGATE_URL: httpUrl,
+  ALLOW_GET_TRIGGERS: flag(false),
+  QSTASH_CURRENT_SIGNING_KEY: optionalText,
+  QSTASH_NEXT_SIGNING_KEY: optionalText,
+  PUBLIC_URL: httpUrl,
+  // Render sets it to the service's public address: PUBLIC_URL's default there.
+  RENDER_EXTERNAL_URL: httpUrl,
 });
 
 /**
@@ -169,6 +186,53 @@ export interface HttpConfig {
   /** Failed authentications one address may make per window before it gets 429. */
   authFailureLimit: number;
   authFailureWindowSeconds: number;
+  /** Whether `GET /cron/:task` runs the task (Vercel Cron calls GET, with a bearer token). */
+  allowGetTriggers: boolean;
+  /** Upstash QStash's signing keys and the address it calls; null refuses every QStash request. */
+  qstash: QstashConfig | null;
+}
+
+export interface QstashConfig {
+  currentSigningKey: string;
+  nextSigningKey: string;
+  /** taskgate's public base URL (no trailing slash): a QStash signature names the URL it was sent to. */
+  publicUrl: string;
+}
+
+/** QStash needs both its signing keys and the address it calls, or nothing. */
+function qstashConfig(vars: {
+  QSTASH_CURRENT_SIGNING_KEY?: string | undefined;
+  QSTASH_NEXT_SIGNING_KEY?: string | undefined;
+  PUBLIC_URL?: string | undefined;
+  RENDER_EXTERNAL_URL?: string | undefined;
+  CRON_SECRET_KEY?: string | undefined;
+}): QstashConfig | null {
+  const current = vars.QSTASH_CURRENT_SIGNING_KEY;
+  const next = vars.QSTASH_NEXT_SIGNING_KEY;
+  if (current === undefined && next === undefined) return null;
+  if (current === undefined || next === undefined) {
+    const missing = current === undefined ? 'QSTASH_CURRENT_SIGNING_KEY' : 'QSTASH_NEXT_SIGNING_KEY';
+    throw new ConfigError(
+      `${missing} is unset: QStash needs both its current and next signing keys (Upstash console, QStash, Signing keys)`,
+    );
+  }
+  for (const [name, key] of [
+    ['QSTASH_CURRENT_SIGNING_KEY', current],
+    ['QSTASH_NEXT_SIGNING_KEY', next],
+  ] as const) {
+    if (key === vars.CRON_SECRET_KEY) {
+      throw new ConfigError(
+        `${name} is the same as CRON_SECRET_KEY: copy QStash's own key from the Upstash console`,
+      );
+    }
+  }
+  const publicUrl = vars.PUBLIC_URL ?? vars.RENDER_EXTERNAL_URL;
+  if (publicUrl === undefined) {
+    throw new ConfigError(
+      'PUBLIC_URL is required with QStash signing keys: the https:// address QStash calls taskgate at (a signature names the URL it was sent to)',
+    );
+  }
+  return { currentSigningKey: current, nextSigningKey: next, publicUrl: publicUrl.replace(/\/+$/, '') };
 }
 
 export class ConfigError extends TaskgateError {
@@ -269,6 +333,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
     );
   }
   checkSecrets(vars);
+  const qstash = qstashConfig(vars);
 
   let secretGenerated = false;
   let current = vars.CRON_SECRET_KEY;
@@ -303,6 +368,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
       signatureToleranceSeconds: vars.SIGNATURE_TOLERANCE_SECONDS,
       authFailureLimit: vars.AUTH_FAILURE_LIMIT,
       authFailureWindowSeconds: vars.AUTH_FAILURE_WINDOW_SECONDS,
+      allowGetTriggers: vars.ALLOW_GET_TRIGGERS,
+      qstash,
     },
     scheduling: {
       alertWebhookUrl: vars.ALERT_WEBHOOK_URL,

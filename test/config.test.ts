@@ -205,6 +205,8 @@ describe('loadConfig: the HTTP settings', () => {
       signatureToleranceSeconds: 300,
       authFailureLimit: 10,
       authFailureWindowSeconds: 900,
+      allowGetTriggers: false,
+      qstash: null,
     });
   });
 
@@ -217,6 +219,10 @@ describe('loadConfig: the HTTP settings', () => {
       SIGNATURE_TOLERANCE_SECONDS: '60',
       AUTH_FAILURE_LIMIT: '3',
       AUTH_FAILURE_WINDOW_SECONDS: '30',
+      ALLOW_GET_TRIGGERS: 'true',
+      QSTASH_CURRENT_SIGNING_KEY: 'sig_current_key',
+      QSTASH_NEXT_SIGNING_KEY: 'sig_next_key',
+      PUBLIC_URL: 'https://tg.example.com/',
     });
     expect(config.http).to.deep.equal({
       trustProxyHops: 2,
@@ -226,6 +232,12 @@ describe('loadConfig: the HTTP settings', () => {
       signatureToleranceSeconds: 60,
       authFailureLimit: 3,
       authFailureWindowSeconds: 30,
+      allowGetTriggers: true,
+      qstash: {
+        currentSigningKey: 'sig_current_key',
+        nextSigningKey: 'sig_next_key',
+        publicUrl: 'https://tg.example.com',
+      },
     });
   });
 
@@ -244,5 +256,44 @@ describe('loadConfig: the HTTP settings', () => {
     );
     expect(refusal({ ...PRODUCTION, AUTH_FAILURE_LIMIT: '0' })).to.match(/^AUTH_FAILURE_LIMIT /);
     expect(refusal({ ...PRODUCTION, SYNC_WAIT_MS: '-1' })).to.match(/^SYNC_WAIT_MS /);
+  });
+
+  it('reads ALLOW_GET_TRIGGERS as true or false and refuses anything else', () => {
+    for (const [value, expected] of [
+      ['true', true],
+      ['1', true],
+      ['yes', true],
+      ['false', false],
+      ['0', false],
+      ['OFF', false],
+    ] as const) {
+      expect(loadConfig({ ...PRODUCTION, ALLOW_GET_TRIGGERS: value }).http.allowGetTriggers, value).to.equal(
+        expected,
+      );
+    }
+    expect(refusal({ ...PRODUCTION, ALLOW_GET_TRIGGERS: 'maybe' })).to.match(
+      /^ALLOW_GET_TRIGGERS must be true or false/,
+    );
+  });
+
+  it('wants both QStash signing keys and the public address, and takes Render’s address when PUBLIC_URL is unset', () => {
+    const keys = { QSTASH_CURRENT_SIGNING_KEY: 'sig_current_key', QSTASH_NEXT_SIGNING_KEY: 'sig_next_key' };
+    expect(
+      refusal({
+        ...PRODUCTION,
+        QSTASH_CURRENT_SIGNING_KEY: 'sig_current_key',
+        PUBLIC_URL: 'https://x.example',
+      }),
+    ).to.match(/^QSTASH_NEXT_SIGNING_KEY is unset/);
+    expect(
+      refusal({ ...PRODUCTION, QSTASH_NEXT_SIGNING_KEY: 'sig_next_key', PUBLIC_URL: 'https://x.example' }),
+    ).to.match(/^QSTASH_CURRENT_SIGNING_KEY is unset/);
+    expect(refusal({ ...PRODUCTION, ...keys })).to.match(/^PUBLIC_URL is required with QStash signing keys/);
+    expect(
+      refusal({ ...PRODUCTION, ...keys, QSTASH_NEXT_SIGNING_KEY: STRONG, PUBLIC_URL: 'https://x.example' }),
+    ).to.match(/^QSTASH_NEXT_SIGNING_KEY is the same as CRON_SECRET_KEY/);
+    expect(refusal({ ...PRODUCTION, ...keys, PUBLIC_URL: 'ftp://x.example' })).to.match(/^PUBLIC_URL /);
+    const render = loadConfig({ ...PRODUCTION, ...keys, RENDER_EXTERNAL_URL: 'https://app.onrender.com' });
+    expect(render.http.qstash?.publicUrl).to.equal('https://app.onrender.com');
   });
 });

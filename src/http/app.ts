@@ -12,6 +12,7 @@ import { authenticate, bearerToken, credentialHeaders, refuse } from './auth.js'
 import { addCronRoutes } from './cron.js';
 import { errorHandler } from './errors.js';
 import { FailedAuthLimiter } from './limiter.js';
+import { QstashVerifier } from './qstash.js';
 import { requestLog } from './requestLog.js';
 import { SecretSet } from './secrets.js';
 import { SeenSignatures } from './seenSignatures.js';
@@ -100,14 +101,17 @@ export function createApp(deps: AppDeps): Koa {
   if (config && registry && runner) {
     trustProxy(app, config.http.trustProxyHops);
     const limiter = new FailedAuthLimiter(limits);
+    const seen = new SeenSignatures(deps.db);
+    const { qstash } = config.http;
     addCronRoutes(
       router,
       { db: deps.db, config, registry, runner },
       authenticate({
         secrets: new SecretSet(config.secrets),
         limiter,
-        seen: new SeenSignatures(deps.db),
+        seen,
         toleranceSeconds: config.http.signatureToleranceSeconds,
+        qstash: qstash ? new QstashVerifier(qstash, seen) : null,
       }),
     );
     // The status page is never open: it asks for STATUS_TOKEN or a secret. In production it is

@@ -1,9 +1,16 @@
 import type { Context, Middleware } from 'koa';
 import { TaskgateError } from '../errors.js';
 import type { Attempt, FailedAuthLimiter } from './limiter.js';
+import type { QstashVerifier } from './qstash.js';
 import type { SecretSet } from './secrets.js';
 import type { SeenSignatures } from './seenSignatures.js';
-import { type ParsedSignature, parseSignature, requestId, verifySignature } from './signature.js';
+import {
+  type ParsedSignature,
+  parseSignature,
+  requestId,
+  type SignedRequest,
+  verifySignature,
+} from './signature.js';
 
 export interface AuthOptions {
   secrets: SecretSet;
@@ -11,6 +18,8 @@ export interface AuthOptions {
   /** Null refuses every signed request (no store to stop replays). */
   seen: SeenSignatures | null;
   toleranceSeconds: number;
+  /** Null refuses every request signed by QStash (no signing keys configured). */
+  qstash?: QstashVerifier | null;
   now?: () => number;
 }
 
@@ -24,7 +33,11 @@ type Refusal =
   | 'malformed signature'
   | 'signature outside tolerance'
   | 'wrong signature'
-  | 'replayed signature';
+  | 'replayed signature'
+  | 'qstash not configured'
+  | 'wrong qstash signature'
+  | 'replayed qstash signature'
+  | 'get trigger with another credential';
 
 /**
  * One answer for every refusal, so a caller cannot tell a missing secret from a wrong one, an
@@ -36,7 +49,12 @@ export const UNAUTHORIZED = Object.freeze(
 );
 
 /** The headers that carry credentials; each may be sent once. */
-const CREDENTIAL_HEADERS = ['authorization', 'x-cron-secret', 'x-cron-signature'] as const;
+const CREDENTIAL_HEADERS = [
+  'authorization',
+  'x-cron-secret',
+  'x-cron-signature',
+  'upstash-signature',
+] as const;
 
 /**
  * The credential headers, or null when one is sent twice: Node keeps the first Authorization and
@@ -51,6 +69,7 @@ export function credentialHeaders(
     authorization: undefined,
     'x-cron-secret': undefined,
     'x-cron-signature': undefined,
+    'upstash-signature': undefined,
   } as Record<(typeof CREDENTIAL_HEADERS)[number], string | undefined>;
   for (const name of CREDENTIAL_HEADERS) {
     const values = distinct[name];
@@ -94,14 +113,17 @@ function unreadBody(ctx: Context): boolean {
   return announced && !ctx.req.readableEnded;
 }
 
-interface PendingSignature {
-  parsed: ParsedSignature;
-  attempt: Attempt;
-}
+/** A signature waiting for the body it covers: taskgate's own, or a QStash token. */
+type Signature = { kind: 'taskgate'; parsed: ParsedSignature } | { kind: 'qstash'; token: string };
+
+type PendingSignature = Signature & { attempt: Attempt };
+
+/** Who vouched for a request the guard let through: what the run records as its trigger. */
+export type Caller = 'secret' | 'signature' | 'qstash';
 
 /**
  * Lets a request through only with valid credentials: `X-Cron-Secret`, `Authorization: Bearer`,
- * or `X-Cron-Signature`. Every credential presented must be valid and at least one must be
+ * `X-Cron-Signature`, or (with QStash's signing keys set) `Upstash-Signature`. Every credential presented must be valid and at least one must be
  * presented; anything else is 401 (429 once the address has failed too often). Runs before the
  * route looks anything up, so nothing about tasks or runs is told to a caller without them.
  *
@@ -110,15 +132,31 @@ interface PendingSignature {
  * a signature, which covers the body, waits for `afterBody`. Its attempt is counted as it starts
  * and given back when the signature is good.
  */
-export function authenticate(options: AuthOptions): { beforeBody: Middleware; afterBody: Middleware } {
+export function authenticate(options: AuthOptions): {
+  beforeBody: Middleware;
+  afterBody: Middleware;
+  bearerOnly: Middleware;
+} {
   const now = options.now ?? (() => Date.now());
   const { limiter, secrets } = options;
 
-  function fromHeaders(ctx: Context): Refusal | ParsedSignature | null {
+  function fromHeaders(ctx: Context): Refusal | Signature | null {
     if (secrets.empty) return 'no secret configured';
     const headers = credentialHeaders(ctx);
     if (!headers) return 'ambiguous credentials';
-    const { 'x-cron-secret': secret, authorization, 'x-cron-signature': signature } = headers;
+    const {
+      'x-cron-secret': secret,
+      authorization,
+      'x-cron-signature': signature,
+      'upstash-signature': upstash,
+    } = headers;
+    if (upstash !== undefined) {
+      // A QStash request carries its token alone; anything beside it is not QStash's doing.
+      if (secret !== undefined || authorization !== undefined || signature !== undefined) {
+        return 'ambiguous credentials';
+      }
+      return options.qstash ? { kind: 'qstash', token: upstash.trim() } : 'qstash not configured';
+    }
     if (secret === undefined && authorization === undefined && signature === undefined) {
       return 'no credentials';
     }
@@ -134,17 +172,33 @@ export function authenticate(options: AuthOptions): { beforeBody: Middleware; af
     if (Math.abs(now() / 1000 - parsed.timestamp) > options.toleranceSeconds) {
       return 'signature outside tolerance';
     }
-    return parsed;
+    return { kind: 'taskgate', parsed };
   }
 
   const beforeBody: Middleware = async (ctx, next) => {
     const verdict = fromHeaders(ctx);
-    if (verdict === null) return next();
+    if (verdict === null) {
+      ctx.state.caller = 'secret' satisfies Caller;
+      return next();
+    }
     const attempt = limiter.start(ctx.ip);
     if (typeof verdict === 'string') refuse(ctx, limiter, attempt, verdict, 'taskgate');
-    ctx.state.pendingSignature = { parsed: verdict, attempt } satisfies PendingSignature;
+    ctx.state.pendingSignature = { ...verdict, attempt } satisfies PendingSignature;
     await next();
   };
+
+  /** Why a signed request is refused, or null when it is genuine and seen for the first time. */
+  async function checkSignature(pending: Signature, request: SignedRequest): Promise<Refusal | null> {
+    if (pending.kind === 'qstash') return options.qstash!.verify(pending.token, request);
+    if (!verifySignature(pending.parsed, request, secrets.secrets)) return 'wrong signature';
+    // Checked last, after the HMAC: only genuine requests ever reach the database. What is
+    // recorded is the signed request itself, so that it is accepted once whichever of the
+    // secrets' digests it carries.
+    const expiresAt = new Date((pending.parsed.timestamp + options.toleranceSeconds) * 1000);
+    const first =
+      options.seen && (await options.seen.remember(requestId(pending.parsed, request), expiresAt));
+    return first ? null : 'replayed signature';
+  }
 
   const afterBody: Middleware = async (ctx, next) => {
     const pending = ctx.state.pendingSignature as PendingSignature | undefined;
@@ -154,19 +208,28 @@ export function authenticate(options: AuthOptions): { beforeBody: Middleware; af
       path: ctx.originalUrl,
       body: (ctx.request as { rawBody?: string }).rawBody ?? '',
     };
-    if (!verifySignature(pending.parsed, request, secrets.secrets)) {
-      refuse(ctx, limiter, pending.attempt, 'wrong signature', 'taskgate');
-    }
-    // Checked last, after the HMAC: only genuine requests ever reach the database. What is
-    // recorded is the signed request itself, so that it is accepted once whichever of the
-    // secrets' digests it carries.
-    const expiresAt = new Date((pending.parsed.timestamp + options.toleranceSeconds) * 1000);
-    const first =
-      options.seen && (await options.seen.remember(requestId(pending.parsed, request), expiresAt));
-    if (!first) refuse(ctx, limiter, pending.attempt, 'replayed signature', 'taskgate');
+    const refusal = await checkSignature(pending, request);
+    if (refusal) refuse(ctx, limiter, pending.attempt, refusal, 'taskgate');
     limiter.succeeded(pending.attempt);
+    ctx.state.caller = (pending.kind === 'qstash' ? 'qstash' : 'signature') satisfies Caller;
     await next();
   };
 
-  return { beforeBody, afterBody };
+  /**
+   * For GET triggers (Vercel Cron): the secret as `Authorization: Bearer` and nothing else. A
+   * GET carries no body for a signature to cover, and a GET that runs a task should be one a
+   * scheduler was set up to send, not one any client can make with whatever it holds.
+   */
+  const bearerOnly: Middleware = async (ctx, next) => {
+    const headers = credentialHeaders(ctx);
+    const others = headers
+      ? (headers['x-cron-secret'] ?? headers['x-cron-signature'] ?? headers['upstash-signature'])
+      : undefined;
+    if (others !== undefined) {
+      refuse(ctx, limiter, limiter.start(ctx.ip), 'get trigger with another credential', 'taskgate');
+    }
+    await next();
+  };
+
+  return { beforeBody, afterBody, bearerOnly };
 }

@@ -10,7 +10,14 @@ import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
 import { jsonBody } from './body.js';
 import { addControlRoutes } from './controls.js';
-import { startTask } from './runs.js';
+import { startFromGet, startTask } from './runs.js';
+
+/** The router answers HEAD with GET's route; a HEAD must never start a run. */
+const refuseHead: Middleware = async (ctx, next) => {
+  if (ctx.method !== 'HEAD') return next();
+  ctx.status = 405;
+  ctx.set('Allow', 'GET, POST');
+};
 
 export interface CronDeps {
   db: Db;
@@ -35,6 +42,8 @@ export interface Guard {
   beforeBody: Middleware;
   /** Checks a signature, which covers the body. */
   afterBody: Middleware;
+  /** Refuses every credential but `Authorization: Bearer` (GET triggers). */
+  bearerOnly: Middleware;
 }
 
 /** A run id as taskgate makes them; anything else is no run, and is never sent to PostgreSQL. */
@@ -45,7 +54,11 @@ const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
  * through; on POST routes the body is read after the headers are checked and before a
  * signature is, because a signature covers it.
  */
-export function addCronRoutes(router: Router, deps: CronDeps, { beforeBody, afterBody }: Guard): void {
+export function addCronRoutes(
+  router: Router,
+  deps: CronDeps,
+  { beforeBody, afterBody, bearerOnly }: Guard,
+): void {
   const guard = [beforeBody, afterBody];
   const postGuard = [beforeBody, jsonBody(), afterBody];
 
@@ -83,11 +96,19 @@ export function addCronRoutes(router: Router, deps: CronDeps, { beforeBody, afte
         : { status: 'success', run };
   });
 
-  addControlRoutes(router, deps, { beforeBody, afterBody });
+  addControlRoutes(router, deps, { beforeBody, afterBody, bearerOnly });
 
   router.post('/cron/:task', ...postGuard, async (ctx) => {
     await startTask(ctx, deps, ctx.params.task!);
   });
+
+  // Vercel Cron can only send GET, with the secret as a bearer token: opt-in, since a GET that
+  // acts is what links, prefetchers and crawlers expect never to happen.
+  if (deps.config.http.allowGetTriggers) {
+    router.get('/cron/:task', refuseHead, bearerOnly, ...guard, async (ctx) => {
+      await startFromGet(ctx, deps, ctx.params.task!);
+    });
+  }
 
   // Routes a task declares for callers of an older system; a trailing slash is optional.
   for (const { definition } of deps.registry.list()) {

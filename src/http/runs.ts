@@ -1,15 +1,18 @@
 import type { Context } from 'koa';
 import type { Config } from '../config.js';
 import { runOutcomeError } from '../core/outcome.js';
+import type { Registry } from '../core/registry.js';
 import type { Runner, RunRequest } from '../core/runner.js';
 import type { RunRecord } from '../core/runs.js';
 import { TaskgateError } from '../errors.js';
+import type { Caller } from './auth.js';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 export interface RunRouteDeps {
   runner: Runner;
   config: Config;
+  registry: Registry;
 }
 
 export interface Preferences {
@@ -119,13 +122,48 @@ function finished(ctx: Context, run: RunRecord): void {
  */
 export async function startTask(ctx: Context, deps: RunRouteDeps, task: string): Promise<void> {
   const { params, dryRun } = runOptions(ctx.request.body);
-  const key = idempotencyKey(ctx);
+  const qstash = (ctx.state.caller as Caller | undefined) === 'qstash';
   await startAndAnswer(ctx, deps, {
     task,
     params,
     dryRun,
-    trigger: 'http',
-    idempotencyKey: key,
+    trigger: qstash ? 'qstash' : 'http',
+    idempotencyKey: idempotencyKey(ctx) ?? (qstash ? qstashMessageKey(ctx) : null),
+    requestId: ctx.requestId,
+  });
+}
+
+/**
+ * QStash retries a message it got no 2xx for, each delivery with a new signature and the same
+ * `Upstash-Message-Id`: that id, as the idempotency key, makes a retry after a lost answer the
+ * same run. (The header is covered by no signature; it only names which run to replay.)
+ */
+function qstashMessageKey(ctx: Context): string | null {
+  const id = ctx.get('upstash-message-id');
+  const key = `qstash:${id}`;
+  return id !== '' && IDEMPOTENCY_KEY.test(key) ? key : null;
+}
+
+/**
+ * GET /cron/:task, as Vercel Cron calls it: no params, no dry run. Its key, unless the caller
+ * sends one, is the task's latest scheduled moment (`schedule:2026-12-06T00:00:00.000Z`): a
+ * scheduler that delivers one slot twice gets the first run back, and a slot whose run failed
+ * can be tried again. A task without a schedule gets no key.
+ */
+export async function startFromGet(ctx: Context, deps: RunRouteDeps, task: string): Promise<void> {
+  if (ctx.querystring !== '') {
+    throw new TaskgateError(
+      'BAD_REQUEST',
+      'GET /cron/:task takes no parameters: POST a JSON body to pass them',
+    );
+  }
+  const slot = deps.registry.get(task)?.schedule?.previous(new Date());
+  await startAndAnswer(ctx, deps, {
+    task,
+    params: {},
+    dryRun: false,
+    trigger: 'http-get',
+    idempotencyKey: idempotencyKey(ctx) ?? (slot ? `schedule:${slot.toISOString()}` : null),
     requestId: ctx.requestId,
   });
 }
