@@ -1,9 +1,17 @@
 import { createServer } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
+import Router from '@koa/router';
 import { expect } from 'chai';
+import Koa from 'koa';
 import request from 'supertest';
+import { authenticate } from '../src/http/auth.js';
+import { errorHandler } from '../src/http/errors.js';
+import { FailedAuthLimiter } from '../src/http/limiter.js';
+import { Refusals } from '../src/http/refusals.js';
+import { SecretSet } from '../src/http/secrets.js';
 import { SeenSignatures } from '../src/http/seenSignatures.js';
 import { signRequest } from '../src/http/signature.js';
+import { createLogger } from '../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { buildApp, PREVIOUS_SECRET, SECRET, type TestApp } from './support/http.js';
 
@@ -104,6 +112,29 @@ describe('HTTP: authentication', () => {
         expect(res.body).to.deep.equal(REFUSED);
       }
       expect((await request(app.callback).get('/cron').set('X-Cron-Secret', SECRET)).status).to.equal(200);
+    });
+
+    it('refuses on the route a request the gate in front did not see, so a path the gate misses fails closed', async () => {
+      const logger = createLogger({ level: 'silent', pretty: false, destination: process.stderr });
+      const guard = authenticate({
+        secrets: new SecretSet([SECRET]),
+        limiter: new FailedAuthLimiter({ limit: 10, windowSeconds: 60 }),
+        seen: null,
+        toleranceSeconds: 300,
+        guards: (path) => path.startsWith('/cron/'),
+        refusals: new Refusals(logger),
+      });
+      const bare = new Koa();
+      const router = new Router();
+      router.post('/elsewhere', guard.afterBody, (ctx) => {
+        ctx.body = { ran: true };
+      });
+      bare.use(errorHandler()).use(guard.gate).use(router.routes());
+      for (const headers of [{}, { 'X-Cron-Secret': SECRET }]) {
+        const res = await request(bare.callback()).post('/elsewhere').set(headers);
+        expect(res.status, JSON.stringify(headers)).to.equal(401);
+        expect(res.body).to.deep.equal(REFUSED);
+      }
     });
 
     it('leaves /healthz and /readyz open', async () => {

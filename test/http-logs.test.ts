@@ -61,18 +61,32 @@ describe('HTTP: log lines', () => {
     expect(text.includes(digest), 'the signature digest').to.equal(false);
   });
 
-  it('give every request one line with its request id, method, path, status and address', () => {
-    const requests = app.logs.lines().filter((line) => String(line.msg).startsWith('request'));
-    expect(requests).to.have.length(13);
-    for (const line of requests) {
+  it('give every request one line with its request id, method, path, status and address, but sum up an address’s repeated refusals', () => {
+    const requestLines = app.logs
+      .lines()
+      .filter((line) => line.msg === 'request' || line.msg === 'request refused');
+    // 13 requests; the second "wrong secret" of the same address is summed up, not logged alone.
+    expect(requestLines).to.have.length(12);
+    for (const line of requestLines) {
       expect(line.requestId).to.be.a('string').and.not.empty;
       expect(line).to.include.keys(['method', 'path', 'status', 'ms', 'ip']);
     }
-    expect(requests.at(-1)).to.include({ requestId: 'caller-chosen-id-1', path: '/cron/runs', status: 200 });
+    expect(requestLines.at(-1)).to.include({
+      requestId: 'caller-chosen-id-1',
+      path: '/cron/runs',
+      status: 200,
+    });
+    app.refusals.flush();
+    const sums = app.logs.lines().filter((line) => line.msg === 'requests refused');
+    expect(sums).to.have.length(1);
+    expect(sums[0]).to.include({ level: 40, refused: 'wrong secret', count: 1, seconds: 10 });
+    expect(sums[0]!.ip).to.be.a('string');
   });
 
   it('carry the request id on every line written for a request, and the run id on a trigger', () => {
-    for (const line of app.logs.lines()) expect(line.requestId, JSON.stringify(line)).to.be.a('string');
+    for (const line of app.logs.lines().filter((line) => line.msg !== 'requests refused')) {
+      expect(line.requestId, JSON.stringify(line)).to.be.a('string');
+    }
     const refused = app.logs.lines().filter((line) => line.msg === 'request refused');
     expect(refused.map((line) => line.refused)).to.include.members([
       'wrong secret',
@@ -88,5 +102,59 @@ describe('HTTP: log lines', () => {
       .filter((line) => line.runId === triggered?.runId && line.msg !== 'request');
     expect(runLines.map((line) => line.msg)).to.include.members(['run started', 'run finished']);
     for (const line of runLines) expect(line.requestId).to.equal(triggered?.requestId);
+  });
+});
+
+describe('HTTP: a flood of refused requests', () => {
+  let db: TestDatabase;
+  let app: TestApp;
+
+  before(async () => {
+    db = await createTestDatabase();
+    app = await buildApp(db.sql, { AUTH_FAILURE_LIMIT: '150' });
+  });
+  after(async () => {
+    await app.close();
+    await db.drop();
+  });
+
+  it('logs the first refusal of an address for a reason, sums up the rest, counts each in metrics and the limiter', async () => {
+    const codes: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const res = await request(app.callback).post('/cron/noop').set('X-Cron-Secret', `wrong-${i}`);
+      codes.push(res.status);
+      expect(res.headers['x-request-id']).to.be.a('string');
+    }
+    await request(app.callback).get('/cron/runs');
+    // The limiter saw every one: 150 failures answered 401, then 429 for the rest of the window.
+    expect(codes.filter((code) => code === 401)).to.have.length(150);
+    expect(codes.filter((code) => code === 429)).to.have.length(50);
+    const refused = () => app.logs.lines().filter((line) => line.msg === 'request refused');
+    expect(refused().map((line) => line.refused)).to.deep.equal(['wrong secret', 'no credentials']);
+    app.refusals.flush();
+    const sums = app.logs.lines().filter((line) => line.msg === 'requests refused');
+    expect(sums).to.have.length(1);
+    expect(sums[0]).to.include({ refused: 'wrong secret', count: 199, seconds: 10 });
+    const text = await app.metrics.text();
+    const counted = (status: number) =>
+      Number(
+        text
+          .split('\n')
+          .find((line) =>
+            line.startsWith(`taskgate_http_requests_total{route="refused",method="POST",status="${status}"}`),
+          )
+          ?.split(' ')
+          .at(-1),
+      );
+    expect(
+      counted(401) + counted(429),
+      text
+        .split('\n')
+        .filter((l) => l.includes('refused'))
+        .join('\n'),
+    ).to.equal(200);
+    // A window flushed is a new window: the next refusal is logged in full again.
+    await request(app.callback).post('/cron/noop').set('X-Cron-Secret', 'wrong-again');
+    expect(refused()).to.have.length(3);
   });
 });

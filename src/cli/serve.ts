@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { taskCatalog } from '../core/catalog.js';
 import { createApp } from '../http/app.js';
+import { Refusals } from '../http/refusals.js';
 import { applyServerLimits } from '../http/serverLimits.js';
 import type { Metrics } from '../monitoring/metrics.js';
 import { createMonitoring, type Monitoring } from '../monitoring/monitoring.js';
@@ -67,7 +68,8 @@ export async function serve(): Promise<void> {
   await sweep();
   const sweeper = setInterval(sweep, sweepIntervalMs(config.runLeaseMs));
   sweeper.unref();
-  const app = createApp({ ...services, metrics });
+  const refusals = new Refusals(logger, metrics);
+  const app = createApp({ ...services, metrics, refusals });
   let server: Server;
   try {
     server = await new Promise((resolve, reject) => {
@@ -130,6 +132,7 @@ export async function serve(): Promise<void> {
     }
     server.closeAllConnections();
     await closed;
+    refusals.flush();
     logger.info('stopped');
     process.exit(0);
   };

@@ -9,10 +9,11 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../monitoring/metrics.js';
 import { VERSION } from '../version.js';
 import { authenticate, bearerToken, credentialHeaders, refuse } from './auth.js';
-import { addCronRoutes } from './cron.js';
+import { addCronRoutes, guardedPaths } from './cron.js';
 import { errorHandler } from './errors.js';
 import { FailedAuthLimiter } from './limiter.js';
 import { QstashVerifier } from './qstash.js';
+import { Refusals } from './refusals.js';
 import { requestLog } from './requestLog.js';
 import { SecretSet } from './secrets.js';
 import { SeenSignatures } from './seenSignatures.js';
@@ -36,6 +37,8 @@ export interface AppDeps {
   registry?: Registry;
   runner?: Runner;
   metrics?: Metrics;
+  /** Where the refusals are logged; `serve` passes its own, to log what is left at shutdown. */
+  refusals?: Refusals;
 }
 
 /** The address of the caller: the socket's, or with TRUST_PROXY=n the one n proxies vouch for. */
@@ -98,22 +101,23 @@ export function createApp(deps: AppDeps): Koa {
     windowSeconds: config?.http.authFailureWindowSeconds ?? 900,
   };
   let status: Koa.Middleware | null = null;
+  let gate: Koa.Middleware | null = null;
   if (config && registry && runner) {
     trustProxy(app, config.http.trustProxyHops);
     const limiter = new FailedAuthLimiter(limits);
     const seen = new SeenSignatures(deps.db);
     const { qstash } = config.http;
-    addCronRoutes(
-      router,
-      { db: deps.db, config, registry, runner },
-      authenticate({
-        secrets: new SecretSet(config.secrets),
-        limiter,
-        seen,
-        toleranceSeconds: config.http.signatureToleranceSeconds,
-        qstash: qstash ? new QstashVerifier(qstash, seen) : null,
-      }),
-    );
+    const guard = authenticate({
+      secrets: new SecretSet(config.secrets),
+      limiter,
+      seen,
+      toleranceSeconds: config.http.signatureToleranceSeconds,
+      qstash: qstash ? new QstashVerifier(qstash, seen) : null,
+      guards: guardedPaths(registry),
+      refusals: deps.refusals ?? new Refusals(deps.logger, metrics),
+    });
+    gate = guard.gate;
+    addCronRoutes(router, { db: deps.db, config, registry, runner }, guard);
     // The status page is never open: it asks for STATUS_TOKEN or a secret. In production it is
     // served only when STATUS_TOKEN is set, as /metrics is only with METRICS_TOKEN.
     if (config.http.statusToken || config.env !== 'production') {
@@ -127,6 +131,8 @@ export function createApp(deps: AppDeps): Koa {
     router.get('/metrics', metricsRoute(metrics, metricsToken, new FailedAuthLimiter(limits)));
   }
 
+  // First, before the request's logger: most refusals are answered here, for next to nothing.
+  if (gate) app.use(gate);
   app.use(requestLog(deps.logger, metrics));
   app.use(errorHandler());
   // Behind one path check, so that /cron requests pay nothing for the status page.

@@ -2,6 +2,7 @@ import type { Context, Middleware } from 'koa';
 import { TaskgateError } from '../errors.js';
 import type { Attempt, FailedAuthLimiter } from './limiter.js';
 import type { QstashVerifier } from './qstash.js';
+import type { Refusals } from './refusals.js';
 import type { SecretSet } from './secrets.js';
 import type { SeenSignatures } from './seenSignatures.js';
 import {
@@ -20,6 +21,10 @@ export interface AuthOptions {
   toleranceSeconds: number;
   /** Null refuses every request signed by QStash (no signing keys configured). */
   qstash?: QstashVerifier | null;
+  /** The paths behind the guard: `gate` checks these and lets every other path by. */
+  guards: (path: string) => boolean;
+  /** Answers, counts and logs the refusals `gate` decides. */
+  refusals: Refusals;
   now?: () => number;
 }
 
@@ -37,7 +42,8 @@ type Refusal =
   | 'qstash not configured'
   | 'wrong qstash signature'
   | 'replayed qstash signature'
-  | 'get trigger with another credential';
+  | 'get trigger with another credential'
+  | 'not seen by the gate';
 
 /**
  * One answer for every refusal, so a caller cannot tell a missing secret from a wrong one, an
@@ -127,13 +133,16 @@ export type Caller = 'secret' | 'signature' | 'qstash';
  * presented; anything else is 401 (429 once the address has failed too often). Runs before the
  * route looks anything up, so nothing about tasks or runs is told to a caller without them.
  *
- * Two steps, with the body read between them: `beforeBody` decides everything the headers can
- * (a secret, a bearer token, a malformed or stale signature) before a byte of body is read; only
- * a signature, which covers the body, waits for `afterBody`. Its attempt is counted as it starts
- * and given back when the signature is good.
+ * Two steps, with the body read between them: `gate`, first in the app (before the request's
+ * logger and the router), decides everything the headers can (a secret, a bearer token, a
+ * malformed or stale signature) before a byte of body is read, and answers those refusals itself
+ * (see Refusals); only a signature, which covers the body, waits for `afterBody`, on the route.
+ * Its attempt is counted as it starts and given back when the signature is good. `afterBody`
+ * also refuses a request the gate did not let through, so a route the gate's paths miss fails
+ * closed.
  */
 export function authenticate(options: AuthOptions): {
-  beforeBody: Middleware;
+  gate: Middleware;
   afterBody: Middleware;
   bearerOnly: Middleware;
 } {
@@ -175,14 +184,22 @@ export function authenticate(options: AuthOptions): {
     return { kind: 'taskgate', parsed };
   }
 
-  const beforeBody: Middleware = async (ctx, next) => {
+  const gate: Middleware = async (ctx, next) => {
+    if (!options.guards(ctx.path)) return next();
+    const started = performance.now();
     const verdict = fromHeaders(ctx);
     if (verdict === null) {
       ctx.state.caller = 'secret' satisfies Caller;
       return next();
     }
     const attempt = limiter.start(ctx.ip);
-    if (typeof verdict === 'string') refuse(ctx, limiter, attempt, verdict, 'taskgate');
+    if (typeof verdict === 'string') {
+      options.refusals.answer(ctx, limiter.errorFor(attempt, UNAUTHORIZED), verdict, started, {
+        close: unreadBody(ctx),
+        retryAfterSeconds: attempt.blockedFor,
+      });
+      return;
+    }
     ctx.state.pendingSignature = { ...verdict, attempt } satisfies PendingSignature;
     await next();
   };
@@ -202,7 +219,12 @@ export function authenticate(options: AuthOptions): {
 
   const afterBody: Middleware = async (ctx, next) => {
     const pending = ctx.state.pendingSignature as PendingSignature | undefined;
-    if (!pending) return next();
+    if (!pending) {
+      if (ctx.state.caller === undefined) {
+        refuse(ctx, limiter, limiter.start(ctx.ip), 'not seen by the gate', 'taskgate');
+      }
+      return next();
+    }
     const request = {
       method: ctx.method,
       path: ctx.originalUrl,
@@ -226,10 +248,13 @@ export function authenticate(options: AuthOptions): {
       ? (headers['x-cron-secret'] ?? headers['x-cron-signature'] ?? headers['upstash-signature'])
       : undefined;
     if (others !== undefined) {
-      refuse(ctx, limiter, limiter.start(ctx.ip), 'get trigger with another credential', 'taskgate');
+      // A signature's attempt was counted at the gate already: one request, one attempt.
+      const pending = ctx.state.pendingSignature as PendingSignature | undefined;
+      const attempt = pending?.attempt ?? limiter.start(ctx.ip);
+      refuse(ctx, limiter, attempt, 'get trigger with another credential', 'taskgate');
     }
     await next();
   };
 
-  return { beforeBody, afterBody, bearerOnly };
+  return { gate, afterBody, bearerOnly };
 }

@@ -35,12 +35,8 @@ export interface ControlRouteDeps extends RunRouteDeps {
   runner: Runner;
 }
 
-export function addControlRoutes(
-  router: Router,
-  deps: ControlRouteDeps,
-  { beforeBody, afterBody }: Guard,
-): void {
-  const postGuard = [beforeBody, jsonBody(), afterBody];
+export function addControlRoutes(router: Router, deps: ControlRouteDeps, { afterBody }: Guard): void {
+  const postGuard = [jsonBody(), afterBody];
 
   router.post('/cron/runs/:id/cancel', ...postGuard, async (ctx) => {
     const { reason, task } = body(ctx, runControl);

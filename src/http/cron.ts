@@ -37,30 +37,42 @@ const runsQuery = z.strictObject({
     .default(50),
 });
 
+/** What the routes behind the secret need of authenticate(); its gate runs before the router. */
 export interface Guard {
-  /** Checks what the headers carry, before any body is read (see authenticate). */
-  beforeBody: Middleware;
-  /** Checks a signature, which covers the body. */
+  /** Checks a signature, which covers the body (and refuses what the gate did not let through). */
   afterBody: Middleware;
   /** Refuses every credential but `Authorization: Bearer` (GET triggers). */
   bearerOnly: Middleware;
+}
+
+/** The paths of a task's aliases, each with and without its trailing slash. */
+function aliasPaths(registry: Registry): string[] {
+  return registry.list().flatMap(({ definition }) =>
+    (definition.aliases ?? []).flatMap((alias) => {
+      const bare = alias.path.replace(/\/+$/, '') || '/';
+      return [...new Set([alias.path, bare])];
+    }),
+  );
+}
+
+/** Whether a path is behind the secret: /cron and everything under it, and the tasks' aliases. */
+export function guardedPaths(registry: Registry): (path: string) => boolean {
+  const aliases = new Set(aliasPaths(registry));
+  return (path) => path === '/cron' || path.startsWith('/cron/') || aliases.has(path);
 }
 
 /** A run id as taskgate makes them; anything else is no run, and is never sent to PostgreSQL. */
 const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
- * The routes behind the secret. Nothing is looked up before the guard has let the request
- * through; on POST routes the body is read after the headers are checked and before a
- * signature is, because a signature covers it.
+ * The routes behind the secret (every path under /cron, and the tasks' aliases: the gate in
+ * front of the router refuses a request without credentials before any of these runs). On POST
+ * routes the body is read after the headers are checked and before a signature is, because a
+ * signature covers it.
  */
-export function addCronRoutes(
-  router: Router,
-  deps: CronDeps,
-  { beforeBody, afterBody, bearerOnly }: Guard,
-): void {
-  const guard = [beforeBody, afterBody];
-  const postGuard = [beforeBody, jsonBody(), afterBody];
+export function addCronRoutes(router: Router, deps: CronDeps, { afterBody, bearerOnly }: Guard): void {
+  const guard = [afterBody];
+  const postGuard = [jsonBody(), afterBody];
 
   router.get('/cron', ...guard, async (ctx) => {
     const tasks = await taskCatalog(deps.registry, deps.db, new Date());
@@ -96,7 +108,7 @@ export function addCronRoutes(
         : { status: 'success', run };
   });
 
-  addControlRoutes(router, deps, { beforeBody, afterBody, bearerOnly });
+  addControlRoutes(router, deps, { afterBody, bearerOnly });
 
   router.post('/cron/:task', ...postGuard, async (ctx) => {
     await startTask(ctx, deps, ctx.params.task!);
@@ -105,7 +117,7 @@ export function addCronRoutes(
   // Vercel Cron can only send GET, with the secret as a bearer token: opt-in, since a GET that
   // acts is what links, prefetchers and crawlers expect never to happen.
   if (deps.config.http.allowGetTriggers) {
-    router.get('/cron/:task', refuseHead, bearerOnly, ...guard, async (ctx) => {
+    router.get('/cron/:task', refuseHead, bearerOnly, afterBody, async (ctx) => {
       await startFromGet(ctx, deps, ctx.params.task!);
     });
   }

@@ -61,6 +61,7 @@ function ipv6Groups(address: string): number[] | null {
  * address itself.
  */
 export function limiterKey(address: string): string {
+  if (isIPv4(address)) return address;
   const plain = address.replace(/%.*$/, '');
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(plain);
   if (mapped && isIPv4(mapped[1]!)) return mapped[1]!;
@@ -140,8 +141,13 @@ export class FailedAuthLimiter {
    * blocked as it started, else `refusal` (the 401).
    */
   refuse(ctx: Context, attempt: Attempt, refusal: TaskgateError): TaskgateError {
-    if (attempt.blockedFor === 0) return refusal;
-    ctx.set('Retry-After', String(attempt.blockedFor));
-    return TOO_MANY_REQUESTS;
+    const error = this.errorFor(attempt, refusal);
+    if (error !== refusal) ctx.set('Retry-After', String(attempt.blockedFor));
+    return error;
+  }
+
+  /** `refusal`, or 429 when the address was already blocked as the attempt started (see refuse). */
+  errorFor(attempt: Attempt, refusal: TaskgateError): TaskgateError {
+    return attempt.blockedFor === 0 ? refusal : TOO_MANY_REQUESTS;
   }
 }

@@ -1,9 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../monitoring/metrics.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The caller's X-Request-Id when it is sane, else a new one. */
+export function requestIdOf(ctx: Context): string {
+  const given = ctx.get('x-request-id');
+  return REQUEST_ID.test(given) ? given : randomUUID();
+}
 
 /**
  * Gives each request an id (the caller's X-Request-Id when sane) and a child logger carrying it,
@@ -12,8 +18,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 export function requestLog(logger: Logger, metrics?: Metrics): Middleware {
   return async (ctx, next) => {
-    const given = ctx.get('x-request-id');
-    ctx.requestId = REQUEST_ID.test(given) ? given : randomUUID();
+    ctx.requestId = requestIdOf(ctx);
     ctx.set('X-Request-Id', ctx.requestId);
     ctx.log = logger.child({ requestId: ctx.requestId });
     const started = performance.now();

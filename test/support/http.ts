@@ -5,6 +5,7 @@ import { loadRegistry, type Registry } from '../../src/core/registry.js';
 import { Runner } from '../../src/core/runner.js';
 import type { Db } from '../../src/db/sql.js';
 import { createApp } from '../../src/http/app.js';
+import { Refusals } from '../../src/http/refusals.js';
 import { createLogger } from '../../src/logger.js';
 import { Metrics } from '../../src/monitoring/metrics.js';
 
@@ -24,6 +25,8 @@ export interface TestApp {
   runner: Runner;
   metrics: Metrics;
   logs: LogCapture;
+  /** The refusals the gate answered; `flush()` logs their sums now instead of at the window's end. */
+  refusals: Refusals;
   close(): Promise<void>;
 }
 
@@ -43,7 +46,8 @@ export async function buildApp(
   // Tests read back what they have just written: no caching here (it has a test of its own).
   const metrics = new Metrics({ tasksCacheMs: 0, tasks: () => taskCatalog(registry, db, new Date()) });
   const runner = new Runner({ db, registry, logger, config, listeners: [metrics.runListener], pollMs: 50 });
-  const app = createApp({ db, logger, config, registry, runner, metrics });
+  const refusals = new Refusals(logger, metrics);
+  const app = createApp({ db, logger, config, registry, runner, metrics, refusals });
   return {
     callback: app.callback(),
     config,
@@ -51,6 +55,7 @@ export async function buildApp(
     runner,
     metrics,
     logs,
+    refusals,
     close: () => runner.close(0),
   };
 }
