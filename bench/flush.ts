@@ -291,10 +291,17 @@ async function main() {
         console.log(
           `  (d) vs (a) per round: ${pairedD.map((r) => r.toFixed(2)).join(' ')}; median ${median(pairedD).toFixed(2)}`,
         );
+        // The whole process (node's start, configuration, connecting, the run, exit) against (a)'s
+        // transaction alone, round by round.
+        const pairedWhole = results.a.map((m, i) => (results.d[i]!.processMs ?? 0) / m.durationMs);
+        console.log(
+          `  (d) whole process / (a) per round: ${pairedWhole.map((r) => r.toFixed(2)).join(' ')}; median ${median(pairedWhole).toFixed(2)}`,
+        );
         if (size >= 1_000_000) {
+          const ratio = median(pairedWhole);
           verdicts.push(
-            `(d) compiled CLI throughput >= 0.95x (a) at N=${n}: ${median(pairedD).toFixed(2)}x median per round ` +
-              `(${Math.min(...pairedD).toFixed(2)} to ${Math.max(...pairedD).toFixed(2)}) ${median(pairedD) >= 0.95 ? 'met' : 'MISSED'}`,
+            `(d) compiled CLI, whole process, <= 1.15x the time of (a) at N=${n}: ${ratio.toFixed(2)}x median per round ` +
+              `(${Math.min(...pairedWhole).toFixed(2)} to ${Math.max(...pairedWhole).toFixed(2)}) ${ratio <= 1.15 ? 'met' : 'MISSED'}`,
           );
         }
         verdicts.push(

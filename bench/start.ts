@@ -27,7 +27,7 @@ import {
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 7);
 const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 1_000);
-const TARGETS = { healthzMs: 800, idleRssMb: 90 };
+const TARGETS = { healthzMs: 500, idleRssMb: 80 };
 
 interface Measured {
   healthzMs: number;
