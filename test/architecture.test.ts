@@ -57,4 +57,34 @@ describe('the architecture', () => {
     }
     expect(crossings).to.deep.equal([]);
   });
+
+  it('has no import cycle between the modules of src/ (type imports included)', async () => {
+    const files = await sources(path.join(ROOT, 'src'));
+    const imports = new Map<string, string[]>();
+    for (const file of files) {
+      const text = await readFile(file, 'utf8');
+      const targets = [...text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)].map((m) =>
+        path.resolve(path.dirname(file), m[1]!).replace(/\.js$/, '.ts'),
+      );
+      imports.set(
+        file,
+        targets.filter((target) => files.includes(target)),
+      );
+    }
+    const cycles: string[] = [];
+    const state = new Map<string, 'open' | 'done'>();
+    const visit = (file: string, trail: string[]): void => {
+      if (state.get(file) === 'done') return;
+      if (state.get(file) === 'open') {
+        const cycle = trail.slice(trail.indexOf(file));
+        cycles.push([...cycle, file].map((f) => path.relative(ROOT, f)).join(' -> '));
+        return;
+      }
+      state.set(file, 'open');
+      for (const target of imports.get(file) ?? []) visit(target, [...trail, file]);
+      state.set(file, 'done');
+    };
+    for (const file of files) visit(file, []);
+    expect(cycles).to.deep.equal([]);
+  });
 });

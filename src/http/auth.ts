@@ -124,6 +124,14 @@ type Signature = { kind: 'taskgate'; parsed: ParsedSignature } | { kind: 'qstash
 
 type PendingSignature = Signature & { attempt: Attempt };
 
+/** What the routes behind the secret need of authenticate(); its gate runs before the router. */
+export interface Guard {
+  /** Checks a signature, which covers the body (and refuses what the gate did not let through). */
+  afterBody: Middleware;
+  /** Refuses every credential but `Authorization: Bearer` (GET triggers). */
+  bearerOnly: Middleware;
+}
+
 /** Who vouched for a request the guard let through: what the run records as its trigger. */
 export type Caller = 'secret' | 'signature' | 'qstash';
 
@@ -141,11 +149,7 @@ export type Caller = 'secret' | 'signature' | 'qstash';
  * also refuses a request the gate did not let through, so a route the gate's paths miss fails
  * closed.
  */
-export function authenticate(options: AuthOptions): {
-  gate: Middleware;
-  afterBody: Middleware;
-  bearerOnly: Middleware;
-} {
+export function authenticate(options: AuthOptions): Guard & { gate: Middleware } {
   const now = options.now ?? (() => Date.now());
   const { limiter, secrets } = options;
 

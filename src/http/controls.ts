@@ -6,8 +6,8 @@ import type { Registry } from '../core/registry.js';
 import type { Runner } from '../core/runner.js';
 import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
+import type { Guard } from './auth.js';
 import { jsonBody } from './body.js';
-import type { Guard } from './cron.js';
 import { type RunRouteDeps, runLocation, startAndAnswer } from './runs.js';
 
 /**

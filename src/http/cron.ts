@@ -8,6 +8,7 @@ import type { Runner } from '../core/runner.js';
 import { findRun, findRunLog, listRuns, RUN_STATUSES } from '../core/runs.js';
 import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
+import type { Guard } from './auth.js';
 import { jsonBody } from './body.js';
 import { addControlRoutes } from './controls.js';
 import { startFromGet, startTask } from './runs.js';
@@ -36,14 +37,6 @@ const runsQuery = z.strictObject({
     .pipe(z.number().int().min(1).max(500))
     .default(50),
 });
-
-/** What the routes behind the secret need of authenticate(); its gate runs before the router. */
-export interface Guard {
-  /** Checks a signature, which covers the body (and refuses what the gate did not let through). */
-  afterBody: Middleware;
-  /** Refuses every credential but `Authorization: Bearer` (GET triggers). */
-  bearerOnly: Middleware;
-}
 
 /** The paths of a task's aliases, each with and without its trailing slash. */
 function aliasPaths(registry: Registry): string[] {
