@@ -176,6 +176,16 @@ describe('alerts and heartbeats', () => {
       expect(JSON.parse(receiver.seen.at(-1)!.body)).to.include({ error: 'the disk is full' });
     });
 
+    it('pings /log, never /fail or success, for a run an operator cancelled', async () => {
+      const run = await runner.run({ task: 'flaky', trigger: 'test' });
+      await heartbeats.settled();
+      receiver.seen.splice(0);
+      heartbeats.runListener.onFinish?.({ ...run, status: 'cancelled', error: 'cancelled by an operator' });
+      await heartbeats.settled();
+      expect(receiver.seen.map((r) => r.path)).to.deep.equal([`/ping/secret-uuid-1234/log?rid=${run.id}`]);
+      expect(JSON.parse(receiver.seen[0]!.body)).to.include({ status: 'cancelled' });
+    });
+
     it('stays silent for dry runs and for tasks without a URL', async () => {
       await runner.run({ task: 'flaky', trigger: 'test', dryRun: true });
       await runner.run({ task: 'steady', trigger: 'test' });

@@ -9,10 +9,20 @@ import { deliver } from '../outbound.js';
  * ping URL gets `/start` when a run starts, the bare URL when it succeeds and `/fail` when it does
  * not. A host that is asleep or dead cannot raise its own alarm; the monitor raises it when the
  * expected ping does not come. `rid` pairs a start with its end, so the monitor shows durations.
+ *
+ * A run an operator cancelled is neither the job done nor the job failing: it gets `/log`, which
+ * the monitor records without changing the check's state. Its work did not happen, so nothing
+ * tells the monitor it did: unless another run succeeds, the check goes down after its grace time.
  */
-export type Beat = 'start' | 'success' | 'fail';
+export type Beat = 'start' | 'success' | 'fail' | 'log';
 
-const SUFFIX: Record<Beat, string> = { start: '/start', success: '', fail: '/fail' };
+const SUFFIX: Record<Beat, string> = { start: '/start', success: '', fail: '/fail', log: '/log' };
+
+/** The beat that ends a run. */
+function endBeat(run: RunRecord): Beat {
+  if (run.status === 'succeeded') return 'success';
+  return run.status === 'cancelled' ? 'log' : 'fail';
+}
 
 /** The URL to ping for one beat of one run. */
 export function pingUrl(base: string, beat: Beat, runId: string): string {
@@ -44,7 +54,7 @@ export class Heartbeats {
   /** Give this to the runner. Pings go out in the background: a slow monitor never delays a run. */
   readonly runListener: RunListener = {
     onStart: (run) => this.beat(run, 'start'),
-    onFinish: (run) => this.beat(run, run.status === 'succeeded' ? 'success' : 'fail'),
+    onFinish: (run) => this.beat(run, endBeat(run)),
   };
 
   async settled(): Promise<void> {
