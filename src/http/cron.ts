@@ -38,14 +38,16 @@ const runsQuery = z.strictObject({
     .default(50),
 });
 
-/** The paths of a task's aliases, each with and without its trailing slash. */
+/** An alias's path with and without its trailing slash: both are served. */
+function aliasVariants(path: string): string[] {
+  return [...new Set([path, path.replace(/\/+$/, '') || '/'])];
+}
+
+/** The paths of every task's aliases. */
 function aliasPaths(registry: Registry): string[] {
-  return registry.list().flatMap(({ definition }) =>
-    (definition.aliases ?? []).flatMap((alias) => {
-      const bare = alias.path.replace(/\/+$/, '') || '/';
-      return [...new Set([alias.path, bare])];
-    }),
-  );
+  return registry
+    .list()
+    .flatMap(({ definition }) => (definition.aliases ?? []).flatMap((alias) => aliasVariants(alias.path)));
 }
 
 /** Whether a path is behind the secret: /cron and everything under it, and the tasks' aliases. */
@@ -118,8 +120,7 @@ export function addCronRoutes(router: Router, deps: CronDeps, { afterBody, beare
   // Routes a task declares for callers of an older system; a trailing slash is optional.
   for (const { definition } of deps.registry.list()) {
     for (const alias of definition.aliases ?? []) {
-      const bare = alias.path.replace(/\/+$/, '') || '/';
-      router.post([...new Set([alias.path, bare])], ...postGuard, async (ctx) => {
+      router.post(aliasVariants(alias.path), ...postGuard, async (ctx) => {
         await startTask(ctx, deps, definition.name);
         if (ctx.status === 200 && alias.successBody !== undefined) {
           ctx.type = 'application/json';
