@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -7,8 +9,9 @@ import { RUN_LOG_MAX_BYTES, RUN_LOG_MAX_LINES } from '../src/core/runLog.js';
 import { deleteRunsBefore } from '../src/core/runs.js';
 import { createLogger } from '../src/logger.js';
 import { Alerts } from '../src/monitoring/alerts.js';
-import { runCli } from './support/cli.js';
+import { CLI, runCli, WORKDIR } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { eventually } from './support/eventually.js';
 import { buildApp, SECRET, type TestApp } from './support/http.js';
 import { type StubServer, stubServer } from './support/stub-server.js';
 
@@ -366,6 +369,62 @@ describe('operator controls', () => {
       ]);
       expect(await deleteRunsBefore(db.sql, new Date(Date.now() - 90 * 86_400_000), 100)).to.equal(1);
       expect(await query('select run_id from taskgate.run_log')).to.deep.equal([]);
+    });
+
+    it('keeps what a run logged until shortly before its process was killed, once it is marked abandoned', async function () {
+      this.timeout(60_000);
+      // The real `taskgate run` in a process of its own, with a short lease so that it expires soon.
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', CLI, 'run', 'sleepy', '--param', 'ms=120000'],
+        {
+          cwd: WORKDIR,
+          env: {
+            PATH: process.env.PATH,
+            NODE_ENV: 'test',
+            DATABASE_URL: db.url,
+            TASKS_DIR: OPERATOR_TASKS,
+            CRON_SECRET_KEY: SECRET,
+            RUN_LEASE_MS: '1500',
+          },
+          stdio: ['ignore', 'ignore', 'inherit'],
+        },
+      );
+      const exited = once(child, 'exit');
+      try {
+        const runId = await eventually(
+          async () => (await get('/cron/runs?task=sleepy&status=running')).body.runs[0]?.id as string,
+          20_000,
+        );
+        // The task's line reaches the run's log with a lease renewal, while the run goes on.
+        const whileRunning = await eventually(async () => {
+          const { body } = await get(`/cron/runs/${runId}?logs=1`);
+          return body.log?.lines.some((l: { msg: string }) => l.msg === 'going to sleep') && body;
+        }, 10_000);
+        expect(whileRunning.run.status).to.equal('running');
+        child.kill('SIGKILL');
+        await exited;
+
+        // What `serve` does periodically: the dead process's lease expires and its run is swept.
+        await eventually(async () => (await app.runner.sweepAbandoned()).includes(runId), 10_000);
+        const { body } = await get(`/cron/runs/${runId}?logs=1`);
+        expect(body.run).to.include({ status: 'abandoned' });
+        expect(body.log.lines.map((l: { msg: string }) => l.msg)).to.deep.equal([
+          'run started',
+          'going to sleep',
+        ]);
+        expect(body.log.lines[1]).to.include({ task: 'sleepy', runId, ms: 120_000 });
+        expect(body.log.dropped).to.equal(0);
+
+        const shown = await runCli(['runs', runId], { DATABASE_URL: db.url, CRON_SECRET_KEY: SECRET });
+        expect(shown.code, shown.stderr).to.equal(0);
+        expect(shown.stdout).to.include('sleepy abandoned');
+        expect(shown.stdout).to.match(
+          /log \(2 lines\):\n {2}\S+ INFO run started .*\n {2}\S+ INFO going to sleep \{"ms":120000\}/,
+        );
+      } finally {
+        child.kill('SIGKILL');
+      }
     });
   });
 

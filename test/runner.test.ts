@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import type { Runner } from '../src/core/runner.js';
-import { findRun, type RunRecord } from '../src/core/runs.js';
+import { checkpointRunLogs, findRun, findRunLog, type RunRecord } from '../src/core/runs.js';
 import { TaskgateError } from '../src/errors.js';
 import { createTestDatabase, type TestDatabase, testDb } from './support/database.js';
 import { eventually } from './support/eventually.js';
@@ -209,6 +209,42 @@ describe('the runner', () => {
     const ghost = await findRun(db.sql, ghostId);
     expect(ghost).to.include({ status: 'abandoned' });
     expect(ghost?.finishedAt).to.be.a('string');
+  });
+
+  it('saves what a run logged with its lease renewals while it runs, and the log whole once at its end', async () => {
+    // A 1 s lease is renewed every 333 ms: the 1.5 s run is checkpointed before it ends.
+    const renewing = await testRunner(db, { env: { RUN_LEASE_MS: '1000' } });
+    const { run } = await renewing.start({ task: 'sleeper', params: { ms: 1_500 }, trigger: 'cli' });
+    const saved = await eventually(() => findRunLog(db.sql, run.id), 5_000);
+    expect((await findRun(db.sql, run.id))?.status).to.equal('running');
+    expect(saved.lines.map((l) => l.msg)).to.deep.equal(['run started']);
+    expect((await renewing.wait(run.id)).status).to.equal('succeeded');
+    const kept = await findRunLog(db.sql, run.id);
+    expect(kept?.lines.map((l) => l.msg)).to.deep.equal(['run started']);
+    expect(kept?.bytes).to.equal(saved.bytes);
+    // A checkpoint that arrives after the end writes nothing over it.
+    await checkpointRunLogs(db.sql, [{ runId: run.id, log: { lines: [], bytes: 0, dropped: 0 } }]);
+    expect(await findRunLog(db.sql, run.id)).to.deep.equal(kept);
+  });
+
+  it('never lets an older checkpoint replace a newer one, and keeps the lines when only the dropped count grew', async () => {
+    const [row] = (
+      await db.sql.query(
+        `insert into taskgate.task_run (task, trigger, status) values ('other_sleeper', 'cli', 'running') returning id`,
+      )
+    ).rows;
+    const runId = String(row!.id);
+    try {
+      const a = { msg: 'a' };
+      const b = { msg: 'b' };
+      await checkpointRunLogs(db.sql, [{ runId, log: { lines: [a, b], bytes: 40, dropped: 0 } }]);
+      await checkpointRunLogs(db.sql, [{ runId, log: { lines: [a], bytes: 20, dropped: 0 } }]);
+      expect(await findRunLog(db.sql, runId)).to.deep.equal({ lines: [a, b], bytes: 40, dropped: 0 });
+      await checkpointRunLogs(db.sql, [{ runId, log: { bytes: 40, dropped: 7 } }]);
+      expect(await findRunLog(db.sql, runId)).to.deep.equal({ lines: [a, b], bytes: 40, dropped: 7 });
+    } finally {
+      await db.sql.query('delete from taskgate.task_run where id = $1', [runId]);
+    }
   });
 
   it('sweeps runs abandoned by dead processes without touching runs that are alive', async () => {

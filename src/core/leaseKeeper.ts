@@ -1,6 +1,8 @@
 import type { Db } from '../db/sql.js';
 import type { Logger } from '../logger.js';
 import { renewLeases } from './leases.js';
+import type { RunLogCapture } from './runLog.js';
+import { checkpointRunLogs, type RunLogCheckpoint } from './runs.js';
 
 /** How often at most a cancel request waits to be noticed: the renewal period is never longer. */
 export const CANCEL_POLL_MS = 2_000;
@@ -10,6 +12,8 @@ export interface HeldRun {
   onLost: (reason: string) => void;
   /** An operator asked the run to stop (told once). */
   onCancel?: (request: { by: string; reason: string | null }) => void;
+  /** What the run logs: saved after each renewal of its lease when it changed. */
+  log?: RunLogCapture;
 }
 
 interface Held extends HeldRun {
@@ -22,6 +26,8 @@ interface Held extends HeldRun {
  * Keeps this process's leases alive: one statement every third of a lease (at most every
  * CANCEL_POLL_MS) renews all of them and brings back the cancel requests on their runs, so a
  * cancel asked of another replica reaches its run within one renewal period.
+ * After a renewal, what the renewed runs logged since the last one is saved in one more statement
+ * (src/core/runLog.ts), apart from the renewal so that a slow or refused write never delays a lease.
  * A run learns at once that its lease is gone, either because the renewal found it taken over,
  * or because renewals have failed for so long that the lease may have expired on the database:
  * one renewal period before that moment it is told to stop, so that it stops before anyone else
@@ -31,6 +37,7 @@ export class LeaseKeeper {
   private readonly held = new Map<string, Held>();
   private timer: NodeJS.Timeout | undefined;
   private renewing = false;
+  private checkpointing = false;
 
   constructor(
     private readonly db: Db,
@@ -84,6 +91,7 @@ export class LeaseKeeper {
         held.renewedAt = sentAt;
         if (renewal.cancel) this.cancel(id, renewal.cancel);
       }
+      void this.checkpoint(ids.filter((id) => renewed.has(id)));
     } catch (error) {
       this.logger.warn({ err: error, runIds: ids }, 'could not renew run leases');
       const now = performance.now();
@@ -95,6 +103,36 @@ export class LeaseKeeper {
       }
     } finally {
       this.renewing = false;
+    }
+  }
+
+  /**
+   * Saves the logs of `ids` that changed since their last checkpoint. One at a time: while one is
+   * under way, the next renewal's is skipped, and its lines go with the one after.
+   */
+  private async checkpoint(ids: string[]): Promise<void> {
+    if (this.checkpointing) return;
+    const taken: { runId: string; log: RunLogCheckpoint; capture: RunLogCapture }[] = [];
+    for (const id of ids) {
+      const capture = this.held.get(id)?.log;
+      const log = capture?.checkpoint();
+      if (capture && log) taken.push({ runId: id, log, capture });
+    }
+    if (taken.length === 0) return;
+    this.checkpointing = true;
+    try {
+      await checkpointRunLogs(
+        { query: (text, values) => this.db.query(text, values, { timeoutMs: this.renewMs }) },
+        taken,
+      );
+      for (const { log, capture } of taken) capture.checkpointed(log);
+    } catch (error) {
+      this.logger.warn(
+        { err: error, runIds: taken.map((t) => t.runId) },
+        'could not save what running runs logged so far',
+      );
+    } finally {
+      this.checkpointing = false;
     }
   }
 

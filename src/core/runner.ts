@@ -95,7 +95,7 @@ interface Inflight {
   run: RunRecord;
   /** Set once the run's end has been recorded (by the run, or by a bounded shutdown). */
   ended: boolean;
-  /** What the run has logged so far, kept with its end. */
+  /** What the run has logged so far: saved with its lease renewals, kept whole with its end. */
   log: RunLogCapture;
 }
 
@@ -307,7 +307,7 @@ export class Runner {
             status: cancelled ? 'cancelled' : 'interrupted',
             error: `${cancelled ? entry.abort.signal.reason.message : 'interrupted by shutdown'} (the task did not stop when asked)`,
           },
-          entry.log.record(),
+          entry.log.end(),
         ).catch((error) =>
           this.deps.logger.error({ err: error, runId: entry.run.id }, 'could not record an interrupted run'),
         );
@@ -363,6 +363,7 @@ export class Runner {
         logger.warn({ cancelledBy: by, reason }, 'cancel requested: stopping the run');
         abort.abort(new RunCancelled(by, reason));
       },
+      log: entry.log,
     });
     logger.info(
       { trigger: started.trigger, dryRun: started.dryRun, attempt: started.attempt, status: 'running' },
@@ -433,7 +434,7 @@ export class Runner {
     return pRetry(
       async () => {
         if (entry.ended) return (await findRun(db, entry.run.id)) ?? entry.run;
-        const finished = await finishRun(db, entry.run.id, outcome, entry.log.record());
+        const finished = await finishRun(db, entry.run.id, outcome, entry.log.end());
         entry.ended = true;
         if (finished) return finished;
         logger.warn(

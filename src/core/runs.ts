@@ -49,6 +49,13 @@ export interface RunLogRecord {
   dropped: number;
 }
 
+/** What a run has logged so far, saved while it goes on; `lines` left out when they did not change. */
+export interface RunLogCheckpoint {
+  lines?: Record<string, unknown>[];
+  bytes: number;
+  dropped: number;
+}
+
 type Row = Record<string, unknown>;
 
 const iso = (value: unknown): string | null =>
@@ -129,7 +136,8 @@ export async function insertRun(db: SqlClient, run: NewRun): Promise<RunRecord |
 export type RunOutcome = { status: Exclude<RunStatus, 'running'>; result?: unknown; error?: string | null };
 
 /**
- * Records the end of a run, keeps what it logged and gives its lease back, in one statement.
+ * Records the end of a run, keeps what it logged (over its last checkpoint) and gives its lease
+ * back, in one statement.
  * Fenced: only a run still `running` is ended, so a run that lost its lease (and was marked
  * abandoned by whoever took the task over) cannot overwrite that. Null when fenced off.
  */
@@ -148,7 +156,9 @@ export async function finishRun(
         returning *),
      logged as (
        insert into taskgate.run_log (run_id, lines, bytes, dropped)
-       select id, $5::jsonb, $6, $7 from finished where $5::jsonb is not null),
+       select id, $5::jsonb, $6, $7 from finished where $5::jsonb is not null
+       on conflict (run_id) do update
+          set lines = excluded.lines, bytes = excluded.bytes, dropped = excluded.dropped),
      released as (
        delete from taskgate.task_lease where run_id = $1)
      select * from finished`,
@@ -202,6 +212,35 @@ export async function abandonExpiredRuns(db: SqlClient): Promise<{ id: string; t
 }
 
 /**
+ * Saves what running runs have logged so far (src/core/runLog.ts), in one statement for all of
+ * this process's runs: what an abandoned run keeps. Only a run still `running` is written, and a
+ * checkpoint never replaces a later one (a log only grows: its bytes and its dropped count never
+ * go down), so one that arrives after the run's end cannot shorten the log the end wrote.
+ */
+export async function checkpointRunLogs(
+  db: SqlClient,
+  checkpoints: { runId: string; log: RunLogCheckpoint }[],
+): Promise<void> {
+  await db.query(
+    `with checkpoint as (
+       select c.run_id, c.lines, c.bytes, c.dropped
+         from jsonb_to_recordset($1::jsonb) as c(run_id uuid, lines jsonb, bytes integer, dropped integer)
+         join taskgate.task_run r on r.id = c.run_id and r.status = 'running'),
+     updated as (
+       update taskgate.run_log l
+          set lines = coalesce(c.lines, l.lines), bytes = c.bytes, dropped = c.dropped
+         from checkpoint c
+        where l.run_id = c.run_id and c.bytes >= l.bytes and c.dropped >= l.dropped)
+     insert into taskgate.run_log (run_id, lines, bytes, dropped)
+     select c.run_id, c.lines, c.bytes, c.dropped from checkpoint c
+      where c.lines is not null
+        and not exists (select from taskgate.run_log l where l.run_id = c.run_id)
+     on conflict (run_id) do nothing`,
+    [JSON.stringify(checkpoints.map(({ runId, log }) => ({ run_id: runId, ...log })))],
+  );
+}
+
+/**
  * Asks a running run to stop: the request is a mark on its row, which the process running it
  * reads with its next lease renewal (src/core/leases.ts). The first request's who, when and why are
  * kept. Null when the run is not running (or not there): nothing is changed then.
@@ -223,7 +262,10 @@ export async function requestCancel(
   return rows[0] ? fromRow(rows[0]) : null;
 }
 
-/** What the run logged, as kept with its end; null when nothing was kept (a run still going, or abandoned). */
+/**
+ * What the run logged: as kept with its end, or for a run still going (or abandoned) as saved by
+ * its last checkpoint; null when nothing was kept yet.
+ */
 export async function findRunLog(db: SqlClient, id: string): Promise<RunLogRecord | null> {
   if (!UUID.test(id)) return null;
   const { rows } = await db.query('select lines, bytes, dropped from taskgate.run_log where run_id = $1', [

@@ -24,6 +24,8 @@ export async function testRunner(
     registry?: Registry;
     logger?: Logger;
     listeners?: RunListener[];
+    /** What the environment would say besides the database and the secret (RUN_LEASE_MS, ...). */
+    env?: Record<string, string>;
   } = {},
 ): Promise<Runner> {
   return new Runner({
@@ -31,7 +33,7 @@ export async function testRunner(
     orm: () => db.orm,
     registry: options.registry ?? (await loadRegistry(RUNNER_TASKS)),
     logger: options.logger ?? createLogger({ level: 'silent', pretty: false }),
-    config: testConfig(db),
+    config: testConfig(db, options.env),
     listeners: options.listeners,
     pollMs: 20,
   });

@@ -207,7 +207,7 @@ ${error ? html`<p class="notice s-failed">${error}</p>` : ''}
 <h3>Params</h3><pre>${json(run.params)}</pre>
 <h3>Result</h3><pre>${run.result === null ? '–' : json(run.result)}</pre>
 <h3>Log</h3>
-${log ? html`<table><thead><tr><th class="c-time">Time</th><th class="c-dur">Level</th><th>Message</th></tr></thead><tbody>${log.lines.map(logLine)}</tbody></table>${log.dropped ? html`<p class="empty">${log.dropped} more lines were not kept.</p>` : ''}` : html`<p class="empty">${run.status === 'running' ? 'The log is kept when the run ends.' : 'Nothing was kept.'}</p>`}
+${log ? html`<table><thead><tr><th class="c-time">Time</th><th class="c-dur">Level</th><th>Message</th></tr></thead><tbody>${log.lines.map(logLine)}</tbody></table>${log.dropped ? html`<p class="empty">${log.dropped} more lines were not kept.</p>` : ''}` : html`<p class="empty">${run.status === 'running' ? 'Nothing saved yet: the log so far is saved every few seconds while the run goes on.' : 'Nothing was kept.'}</p>`}
 ${write ? html`<div class="controls">${run.status === 'running' ? cancelForm(run, viewer, true) : html`<form method="post" action="/status/runs/${run.id}/rerun">${csrfField(viewer)}<input type="text" name="reason" maxlength="500" placeholder="reason (optional)" aria-label="reason"><button type="submit">Rerun</button></form>`}</div>` : ''}
 <p><a href="/status">← all tasks</a></p>
 </section></main>`;
