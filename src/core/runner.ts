@@ -1,31 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
-import pRetry from 'p-retry';
+import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Config } from '../config.js';
-import { type Db, isDatabaseUnavailable, type Sql, type SqlClient } from '../db/sql.js';
+import { type Db, isDatabaseUnavailable } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
 import { createRunLogger, type Logger } from '../logger.js';
-import { DEFAULT_TIMEOUT_MS } from '../task.js';
 import { LeaseKeeper } from './leaseKeeper.js';
-import { takeLease } from './leases.js';
-import { activePause, pausedError } from './pauses.js';
-import type { Registry } from './registry.js';
+import type { RegisteredTask, Registry } from './registry.js';
+import { claimRun } from './runClaim.js';
+import { recordEnd } from './runEnd.js';
+import { type Inflight, TaskExecution } from './runExecution.js';
 import { RunLogCapture } from './runLog.js';
-import { checkSameRequest, validateParams } from './runRequest.js';
-import {
-  abandonExpiredRuns,
-  abandonRunsOf,
-  findRun,
-  findRunByIdempotencyKey,
-  findRunningRun,
-  finishRun,
-  insertRun,
-  type RunOutcome,
-  type RunRecord,
-  requestCancel,
-} from './runs.js';
+import { validateParams } from './runRequest.js';
+import { stopRuns } from './runShutdown.js';
+import { abandonExpiredRuns, findRun, type RunRecord, requestCancel } from './runs.js';
+
+export { RunCancelled } from './runExecution.js';
+export { ABORT_SETTLE_MS, CANCEL_SETTLE_MS } from './runShutdown.js';
 
 export interface RunRequest {
   task: string;
@@ -41,17 +33,6 @@ export interface RunRequest {
   /** The run this one repeats, and why (a rerun). */
   rerunOf?: string;
   rerunReason?: string | null;
-}
-
-/** The abort reason of a run an operator cancelled. */
-export class RunCancelled extends Error {
-  override name = 'RunCancelled';
-  constructor(
-    readonly by: string,
-    readonly reason: string | null,
-  ) {
-    super(`cancelled by ${by}${reason ? `: ${reason}` : ''}`);
-  }
 }
 
 export interface StartedRun {
@@ -82,28 +63,13 @@ export interface RunnerDeps {
   pollMs?: number;
 }
 
-/** After the grace period and the abort, how long tasks get to stop before their SQL is cancelled. */
-export const ABORT_SETTLE_MS = 2_000;
-/** After cancelling their SQL, how long before runs that still have not stopped are recorded interrupted. */
-export const CANCEL_SETTLE_MS = 1_000;
-/** How long recording an end is retried while the database is away (outside shutdown). */
-const END_RECORD_BUDGET_MS = 120_000;
-
-interface Inflight {
-  abort: AbortController;
-  done: Promise<RunRecord>;
-  run: RunRecord;
-  /** Set once the run's end has been recorded (by the run, or by a bounded shutdown). */
-  ended: boolean;
-  /** What the run has logged so far: saved with its lease renewals, kept whole with its end. */
-  log: RunLogCapture;
-}
-
 /**
  * The one runner: HTTP and the CLI both start runs here, and nowhere else. It validates params,
- * takes the task's lease (src/core/leases.ts) and records the run in one transaction, keeps the lease
- * alive while the task runs, gives the task its AbortSignal, records the end (fenced by the
- * lease), and logs the run.
+ * claims the run (src/core/runClaim.ts: the task's lease and the run's record in one transaction),
+ * keeps the lease alive while the task runs (src/core/leaseKeeper.ts), executes the task with its
+ * AbortSignal (src/core/runExecution.ts), records the end, fenced by the lease (src/core/runEnd.ts),
+ * logs the run and tells its listeners; at shutdown it stops its runs in bounded steps
+ * (src/core/runShutdown.ts).
  */
 export class Runner {
   private readonly inflight = new Map<string, Inflight>();
@@ -127,48 +93,21 @@ export class Runner {
     const task = this.deps.registry.require(request.task);
     const name = task.definition.name;
     const params = validateParams(task, request.params);
-    const dryRun = request.dryRun ?? false;
-    const key = request.idempotencyKey ?? null;
-    const id = randomUUID();
 
-    const decided: StartDecision = await this.deps.db
-      .transaction<StartDecision>(async (tx) => {
-        if (key) {
-          const earlier = await findRunByIdempotencyKey(tx, name, key);
-          if (earlier) checkSameRequest(earlier, params, dryRun);
-          if (earlier?.status === 'succeeded') return { replay: earlier };
-        }
-        // Checked here, in the one place every run starts, so HTTP, the CLI and the scheduler all see it.
-        const pause = await activePause(tx, name);
-        if (pause) throw pausedError(pause);
-        const leased = await takeLease(tx, {
-          task: name,
-          runId: id,
-          holder: this.holder,
-          ttlMs: this.deps.config.runLeaseMs,
-        });
-        if (!leased) return this.whyBusy(tx, name, key);
-        const abandoned = await abandonRunsOf(tx, name);
-        const run = await insertRun(tx, {
-          id,
-          task: name,
-          trigger: request.trigger,
-          params,
-          dryRun,
-          idempotencyKey: key,
-          rerunOf: request.rerunOf ?? null,
-          rerunReason: request.rerunReason ?? null,
-        });
-        // The key's run succeeded between the look-up and the lease: roll the lease back, replay it.
-        if (!run) throw new KeyTaken();
-        return { run, abandoned };
-      })
-      .catch(async (error) => {
-        if (!(error instanceof KeyTaken)) throw error;
-        const replay = await findRunByIdempotencyKey(this.deps.db, name, key!);
-        if (!replay) throw error;
-        return { replay };
-      });
+    const decided = await claimRun(this.deps.db, {
+      run: {
+        id: randomUUID(),
+        task: name,
+        trigger: request.trigger,
+        params,
+        dryRun: request.dryRun ?? false,
+        idempotencyKey: request.idempotencyKey ?? null,
+        rerunOf: request.rerunOf ?? null,
+        rerunReason: request.rerunReason ?? null,
+      },
+      holder: this.holder,
+      ttlMs: this.deps.config.runLeaseMs,
+    });
 
     if ('replay' in decided) return { run: decided.replay, replayed: true };
     if ('busyRunId' in decided) {
@@ -181,15 +120,14 @@ export class Runner {
         'took over a task whose lease had expired: its runs are marked abandoned',
       );
     }
-    const abort = new AbortController();
     const entry: Inflight = {
-      abort,
+      abort: new AbortController(),
       run,
       ended: false,
       done: Promise.resolve(run),
       log: new RunLogCapture(),
     };
-    entry.done = this.execute(entry, params, request.requestId).finally(() => {
+    entry.done = this.execute(entry, task, params, request.requestId).finally(() => {
       this.keeper.drop(run.id);
       this.inflight.delete(run.id);
     });
@@ -280,137 +218,42 @@ export class Runner {
 
   private async shutDown(graceMs: number): Promise<void> {
     this.closing = true;
-    if (this.inflight.size > 0) {
-      await this.settled(graceMs);
-      if (this.inflight.size > 0) {
-        this.deps.logger.warn({ runIds: [...this.inflight.keys()] }, 'grace period over: interrupting runs');
-        for (const run of this.inflight.values()) run.abort.abort(new Error('interrupted by shutdown'));
-        await this.settled(ABORT_SETTLE_MS);
-      }
-      if (this.inflight.size > 0) {
-        this.deps.logger.warn(
-          { runIds: [...this.inflight.keys()] },
-          'runs did not stop when asked: cancelling their SQL',
-        );
-        await this.deps.db.cancelAll();
-        await this.settled(CANCEL_SETTLE_MS);
-      }
-      for (const entry of [...this.inflight.values()]) {
-        if (entry.ended) continue;
-        entry.ended = true;
-        this.keeper.drop(entry.run.id);
-        const cancelled = entry.abort.signal.reason instanceof RunCancelled;
-        await finishRun(
-          this.deps.db,
-          entry.run.id,
-          {
-            status: cancelled ? 'cancelled' : 'interrupted',
-            error: `${cancelled ? entry.abort.signal.reason.message : 'interrupted by shutdown'} (the task did not stop when asked)`,
-          },
-          entry.log.end(),
-        ).catch((error) =>
-          this.deps.logger.error({ err: error, runId: entry.run.id }, 'could not record an interrupted run'),
-        );
-      }
-    }
+    await stopRuns(
+      this.inflight,
+      { db: this.deps.db, logger: this.deps.logger, keeper: this.keeper },
+      graceMs,
+    );
     this.keeper.stop();
   }
 
-  /** Resolves once every run in flight has settled, or `ms` have passed. */
-  private async settled(ms: number): Promise<void> {
-    const stop = new AbortController();
-    await Promise.race([
-      Promise.allSettled([...this.inflight.values()].map((run) => run.done)),
-      delay(ms, undefined, { signal: stop.signal }).catch(() => undefined),
-    ]);
-    stop.abort();
-  }
-
-  /** Inside the start transaction, once the lease was refused: a replay of the key's run, or who is busy. */
-  private async whyBusy(tx: SqlClient, task: string, key: string | null): Promise<StartDecision> {
-    if (key) {
-      const earlier = await findRunByIdempotencyKey(tx, task, key);
-      if (earlier && (earlier.status === 'running' || earlier.status === 'succeeded'))
-        return { replay: earlier };
-    }
-    const running = await findRunningRun(tx, task);
-    return { busyRunId: running?.id ?? null };
-  }
-
+  /** A run from its start to its end: logged, its listeners told, its task executed, its end recorded. */
   private async execute(
     entry: Inflight,
+    task: RegisteredTask,
     params: Record<string, unknown>,
     requestId: string | undefined,
   ): Promise<RunRecord> {
-    const { registry, db, orm } = this.deps;
+    const { db } = this.deps;
     const started = entry.run;
-    const { abort } = entry;
-    const registered = registry.require(started.task);
-    const { definition } = registered;
-    const timeoutMs = definition.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const timeout = setTimeout(() => abort.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
     const logger = createRunLogger(
       this.deps.logger,
       { task: started.task, runId: started.id, ...(requestId ? { requestId } : {}) },
       entry.log,
     );
-    this.keeper.hold(started.id, {
-      onLost: (reason) => {
-        logger.error({ reason }, 'run lost its lease: stopping it');
-        abort.abort(new Error(reason));
-      },
-      onCancel: ({ by, reason }) => {
-        logger.warn({ cancelledBy: by, reason }, 'cancel requested: stopping the run');
-        abort.abort(new RunCancelled(by, reason));
-      },
-      log: entry.log,
-    });
+    const execution = new TaskExecution(entry, task, this.keeper, logger);
     logger.info(
       { trigger: started.trigger, dryRun: started.dryRun, attempt: started.attempt, status: 'running' },
       'run started',
     );
     await this.notify('onStart', started, logger);
 
-    const queryTimeoutMs = definition.queryTimeoutMs ?? db.queryTimeoutMs;
-    const sql: Sql = {
-      query: (text, values) => db.query(text, values, { timeoutMs: queryTimeoutMs }),
-      transaction: (fn, options) => db.transaction(fn, { timeoutMs: queryTimeoutMs, ...options }),
-    };
-    let outcome: RunOutcome;
-    let em: EntityManager | undefined;
-    try {
-      const result = await definition.run({
-        params,
-        db: sql,
-        get em() {
-          em ??= orm?.().em.fork();
-          return em;
-        },
-        logger,
-        now: new Date(started.startedAt),
-        signal: abort.signal,
-        dryRun: started.dryRun,
-        runId: started.id,
-        settings: registered.settings,
-      });
-      const json = JSON.parse(JSON.stringify(result ?? null));
-      outcome = abort.signal.aborted
-        ? { status: stoppedStatus(abort.signal), result: json, error: reasonOf(abort.signal) }
-        : { status: 'succeeded', result: json };
-    } catch (error) {
-      outcome = abort.signal.aborted
-        ? { status: stoppedStatus(abort.signal), error: reasonOf(abort.signal) }
-        : { status: 'failed', error: (error as Error)?.message ?? String(error) };
-      if (!abort.signal.aborted) logger.error({ err: error }, 'task failed');
-    } finally {
-      clearTimeout(timeout);
-    }
+    const outcome = await execution.run(params, this.deps);
 
     if (entry.ended) {
       // A bounded shutdown recorded this run as interrupted while the task would not stop.
       return (await findRun(db, started.id).catch(() => null)) ?? { ...started, ...outcome };
     }
-    const finished = await this.recordEnd(entry, outcome, logger);
+    const finished = await recordEnd(db, entry, outcome, logger, () => this.closing);
     const level = finished.status === 'succeeded' ? 'info' : 'warn';
     logger[level](
       {
@@ -424,40 +267,6 @@ export class Runner {
     return finished;
   }
 
-  /**
-   * Records the end, retrying while the database is away (the lease is kept renewed meanwhile,
-   * so a short outage costs nothing). A run fenced off (its lease was taken over) is not written:
-   * the record as the new owner left it is returned.
-   */
-  private async recordEnd(entry: Inflight, outcome: RunOutcome, logger: Logger): Promise<RunRecord> {
-    const { db } = this.deps;
-    return pRetry(
-      async () => {
-        if (entry.ended) return (await findRun(db, entry.run.id)) ?? entry.run;
-        const finished = await finishRun(db, entry.run.id, outcome, entry.log.end());
-        entry.ended = true;
-        if (finished) return finished;
-        logger.warn(
-          { status: outcome.status },
-          'the run had lost its lease: its end is not recorded over what the new owner wrote',
-        );
-        return (await findRun(db, entry.run.id)) ?? entry.run;
-      },
-      {
-        // 0.5 s doubling to 5 s between tries, for at most the budget.
-        retries: Number.POSITIVE_INFINITY,
-        minTimeout: 500,
-        maxTimeout: 5_000,
-        maxRetryTime: END_RECORD_BUDGET_MS,
-        shouldRetry: ({ error, attemptNumber }) => {
-          if (!isDatabaseUnavailable(error) || this.closing) return false;
-          logger.warn({ attempt: attemptNumber }, 'could not record the end of the run yet: retrying');
-          return true;
-        },
-      },
-    );
-  }
-
   private async notify(event: 'onStart' | 'onFinish', run: RunRecord, logger: Logger): Promise<void> {
     for (const listener of this.listeners) {
       try {
@@ -467,23 +276,4 @@ export class Runner {
       }
     }
   }
-}
-
-/** What the start transaction decided: a replay, a busy task, or a run started. */
-type StartDecision =
-  | { replay: RunRecord }
-  | { busyRunId: string | null }
-  | { run: RunRecord; abandoned: string[] };
-
-/** Thrown inside the start transaction to roll the lease back when the key's run exists after all. */
-class KeyTaken extends Error {}
-
-/** A run that stopped on its signal: cancelled by an operator, or interrupted (shutdown, time-out, lost lease). */
-function stoppedStatus(signal: AbortSignal): 'cancelled' | 'interrupted' {
-  return signal.reason instanceof RunCancelled ? 'cancelled' : 'interrupted';
-}
-
-function reasonOf(signal: AbortSignal): string {
-  const reason = signal.reason as Error | undefined;
-  return reason?.message ?? 'interrupted';
 }

@@ -1,0 +1,73 @@
+import type { Db, SqlClient } from '../db/sql.js';
+import { takeLease } from './leases.js';
+import { activePause, pausedError } from './pauses.js';
+import { checkSameRequest } from './runRequest.js';
+import {
+  abandonRunsOf,
+  findRunByIdempotencyKey,
+  findRunningRun,
+  insertRun,
+  type NewRun,
+  type RunRecord,
+} from './runs.js';
+
+// Claiming a run: in one transaction, an idempotency key's earlier run is replayed, a pause
+// refuses it, the task's lease is taken (src/core/leases.ts), runs of a dead owner are marked
+// abandoned and the run is recorded.
+
+/** What the claim decided: a replay, a busy task, or a run started. */
+export type Claim =
+  | { replay: RunRecord }
+  | { busyRunId: string | null }
+  | { run: RunRecord; abandoned: string[] };
+
+/** Thrown inside the claim's transaction to roll the lease back when the key's run exists after all. */
+class KeyTaken extends Error {}
+
+/**
+ * Claims `run` (params already validated) for `holder`, the lease lasting `ttlMs`. A pause is
+ * thrown as TASK_PAUSED and a key reused for another request as IDEMPOTENCY_KEY_REUSED; a busy
+ * task and a replay are answers, for the caller to turn into its error or its reply.
+ */
+export async function claimRun(
+  db: Db,
+  claim: { run: NewRun; holder: string; ttlMs: number },
+): Promise<Claim> {
+  const { run: asked, holder, ttlMs } = claim;
+  const { task: name, idempotencyKey: key, params, dryRun } = asked;
+  return db
+    .transaction<Claim>(async (tx) => {
+      if (key) {
+        const earlier = await findRunByIdempotencyKey(tx, name, key);
+        if (earlier) checkSameRequest(earlier, params, dryRun);
+        if (earlier?.status === 'succeeded') return { replay: earlier };
+      }
+      // Checked here, in the one place every run starts, so HTTP, the CLI and the scheduler all see it.
+      const pause = await activePause(tx, name);
+      if (pause) throw pausedError(pause);
+      const leased = await takeLease(tx, { task: name, runId: asked.id, holder, ttlMs });
+      if (!leased) return whyBusy(tx, name, key);
+      const abandoned = await abandonRunsOf(tx, name);
+      const run = await insertRun(tx, asked);
+      // The key's run succeeded between the look-up and the lease: roll the lease back, replay it.
+      if (!run) throw new KeyTaken();
+      return { run, abandoned };
+    })
+    .catch(async (error) => {
+      if (!(error instanceof KeyTaken)) throw error;
+      const replay = await findRunByIdempotencyKey(db, name, key!);
+      if (!replay) throw error;
+      return { replay };
+    });
+}
+
+/** Inside the claim's transaction, once the lease was refused: a replay of the key's run, or who is busy. */
+async function whyBusy(tx: SqlClient, task: string, key: string | null): Promise<Claim> {
+  if (key) {
+    const earlier = await findRunByIdempotencyKey(tx, task, key);
+    if (earlier && (earlier.status === 'running' || earlier.status === 'succeeded'))
+      return { replay: earlier };
+  }
+  const running = await findRunningRun(tx, task);
+  return { busyRunId: running?.id ?? null };
+}
