@@ -90,6 +90,110 @@ describe('the trigger client', () => {
         .trigger()
         .catch((error) => error);
       expect(failure).to.include({ code: 'UNREACHABLE', exitCode: 1 });
+      expect(failure.message).to.equal(`GET /readyz answered HTTP 503: is ${server.url} taskgate?`);
+      expect(Date.now() - started).to.be.below(2_000);
+      expect(posts(server.seen)).to.have.length(0);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('gives up on a host that never answers with UNREACHABLE naming the last failure and the attempts', async () => {
+    const port = await freePort();
+    const lines: string[] = [];
+    const failure = await new TriggerClient({
+      baseUrl: `http://127.0.0.1:${port}`,
+      secret: SECRET,
+      task: 'noop',
+      ...FAST,
+      wakeTimeoutMs: 300,
+      log: (line) => lines.push(line),
+    })
+      .trigger()
+      .catch((error) => error);
+    expect(failure).to.include({
+      code: 'UNREACHABLE',
+      exitCode: 1,
+      message: `GET /readyz got no answer from http://127.0.0.1:${port} (ECONNREFUSED)`,
+    });
+    expect(lines.length).to.be.above(1);
+    expect(failure.details).to.deep.equal({ attempts: lines.length + 1 });
+    expect(lines).to.deep.equal(
+      lines.map((_, i) => `GET /readyz: ECONNREFUSED, retrying in 0 s (attempt ${i + 1})`),
+    );
+  });
+
+  it('logs each retry with its pause and attempt, and how long the wake took', async () => {
+    const server = await stubServer((req, seen) => {
+      if (req.path === '/readyz') return count(seen, 'GET', '/readyz') <= 2 ? { status: 503 } : healthy;
+      return posts(seen).length === 1 ? { status: 502 } : ok();
+    });
+    try {
+      const lines: string[] = [];
+      const result = await triggerRemote({
+        baseUrl: server.url,
+        secret: SECRET,
+        task: 'noop',
+        ...FAST,
+        retryDelayMs: 150,
+        log: (line) => lines.push(line),
+      });
+      expect(result.error).to.equal(null);
+      expect(lines).to.have.length(4);
+      expect(lines.slice(0, 2)).to.deep.equal([
+        'GET /readyz: HTTP 503, retrying in 0.2 s (attempt 1)',
+        'GET /readyz: HTTP 503, retrying in 0.2 s (attempt 2)',
+      ]);
+      expect(lines[2]).to.match(/^taskgate is up \(0\.\d s\)$/);
+      expect(lines[3]).to.equal('POST /cron/noop: HTTP 502, retrying in 0.2 s (attempt 1)');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('retries a transient trigger answer until the wake time-out, then returns that answer as the error', async () => {
+    const server = await stubServer((req) =>
+      req.path === '/readyz'
+        ? healthy
+        : {
+            status: 503,
+            body: { status: 'error', code: 'DATABASE_UNAVAILABLE', message: 'the database is away' },
+          },
+    );
+    try {
+      const result = await triggerRemote({
+        baseUrl: server.url,
+        secret: SECRET,
+        task: 'noop',
+        ...FAST,
+        wakeTimeoutMs: 300,
+      });
+      expect(result.error).to.include({
+        code: 'DATABASE_UNAVAILABLE',
+        exitCode: 1,
+        message: 'the database is away',
+      });
+      expect(result.body).to.include({ code: 'DATABASE_UNAVAILABLE' });
+      expect(posts(server.seen).length).to.be.above(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('stops waiting at once when its signal is aborted', async () => {
+    const server = await stubServer(() => ({ status: 503 }));
+    try {
+      const abort = new AbortController();
+      setTimeout(() => abort.abort(), 200);
+      const started = Date.now();
+      const failure = await triggerRemote({
+        baseUrl: server.url,
+        secret: SECRET,
+        task: 'noop',
+        retryDelayMs: 10_000,
+        signal: abort.signal,
+      }).catch((error) => error);
+      expect(failure).to.have.property('name', 'AbortError');
       expect(Date.now() - started).to.be.below(2_000);
       expect(posts(server.seen)).to.have.length(0);
     } finally {
@@ -304,6 +408,57 @@ describe('the trigger client', () => {
     }
   });
 
+  it('honours a Retry-After shorter than the retry delay too', async () => {
+    const server = await stubServer((req, seen) => {
+      if (req.path === '/readyz') return healthy;
+      return posts(seen).length === 1 ? { status: 503, headers: { 'Retry-After': '0' }, body: {} } : ok();
+    });
+    try {
+      const lines: string[] = [];
+      const started = Date.now();
+      const result = await triggerRemote({
+        baseUrl: server.url,
+        secret: SECRET,
+        task: 'noop',
+        ...FAST,
+        retryDelayMs: 10_000,
+        log: (line) => lines.push(line),
+      });
+      expect(result.error).to.equal(null);
+      expect(Date.now() - started).to.be.below(2_000);
+      expect(lines).to.include('POST /cron/noop: HTTP 503, retrying in 0 s (attempt 1)');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('does not wait out a Retry-After that ends past the wake time-out: that answer is the error', async () => {
+    const server = await stubServer((req) =>
+      req.path === '/readyz'
+        ? healthy
+        : {
+            status: 429,
+            headers: { 'Retry-After': '60' },
+            body: { status: 'error', code: 'TOO_MANY_REQUESTS', message: 'slow down' },
+          },
+    );
+    try {
+      const started = Date.now();
+      const result = await triggerRemote({
+        baseUrl: server.url,
+        secret: SECRET,
+        task: 'noop',
+        ...FAST,
+        wakeTimeoutMs: 1_000,
+      });
+      expect(result.error).to.include({ code: 'TOO_MANY_REQUESTS', exitCode: 75, message: 'slow down' });
+      expect(Date.now() - started).to.be.below(1_000);
+      expect(posts(server.seen)).to.have.length(1);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('with sign sends a fresh verifiable signature on every request and never the secret', async () => {
     const server = await stubServer((req, seen) => {
       if (req.path === '/readyz') return healthy;
@@ -391,6 +546,28 @@ describe('taskgate trigger', () => {
     } finally {
       await server.close();
     }
+  });
+
+  it('exits 1 saying the host never answered once --wake-timeout has passed', async () => {
+    const port = await freePort();
+    const run = await runCli(
+      [
+        'trigger',
+        'noop',
+        '--url',
+        `http://127.0.0.1:${port}`,
+        '--wake-timeout',
+        '0.3',
+        '--retry-delay',
+        '0.05',
+      ],
+      { CRON_SECRET_KEY: SECRET },
+    );
+    expect(run.code, run.stderr).to.equal(1);
+    expect(run.stderr).to.include('taskgate: GET /readyz: ECONNREFUSED, retrying in 0.1 s (attempt 1)');
+    expect(run.stderr).to.include(
+      `taskgate: GET /readyz got no answer from http://127.0.0.1:${port} (ECONNREFUSED)`,
+    );
   });
 
   it('exits 2 with a clear message when there is no URL or no secret', async () => {
