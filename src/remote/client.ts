@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pRetry from 'p-retry';
 import { runOutcomeError } from '../core/outcome.js';
 import { ERROR_CODES, type ErrorCode, TaskgateError } from '../errors.js';
 import { describeFailure, send } from '../outbound.js';
@@ -79,6 +80,19 @@ function errorFrom(status: number, body: Json | null): TaskgateError {
 function retryAfterMs(headers: Headers): number | null {
   const value = headers.get('retry-after');
   return value && /^\d+$/.test(value) ? Number(value) * 1000 : null;
+}
+
+const seconds = (ms: number) => Math.round(ms / 100) / 10;
+
+/** A try worth another: no answer at all (`message` says why), or a transient one. */
+class NotYet extends Error {
+  constructor(
+    message: string,
+    readonly attempt: number,
+    readonly answer?: Answer,
+  ) {
+    super(message);
+  }
 }
 
 export class TriggerClient {
@@ -161,41 +175,43 @@ export class TriggerClient {
   }
 
   /**
-   * Sends the request until it gets an answer that is not transient or the deadline passes.
-   * Only safe for requests that cannot act twice: GETs, and the POST with its Idempotency-Key.
+   * Sends the request until it gets an answer that is not transient or the next pause would end
+   * past the wake time-out: then the last transient answer is the answer, and no answer at all is
+   * UNREACHABLE. Only safe for requests that cannot act twice: GETs, and the POST with its key.
    */
-  private async untilAnswered(
-    what: string,
-    deadline: number,
-    send: () => Promise<Answer>,
-    done: (answer: Answer) => boolean,
-  ): Promise<Answer> {
-    for (let attempt = 1; ; attempt++) {
-      let answer: Answer | null = null;
-      let problem: string;
-      try {
-        answer = await send();
-        if (done(answer)) return answer;
-        problem = `HTTP ${answer.status}`;
-      } catch (failure) {
-        // Aborted, or refused by this client itself (a foreign origin): retrying changes nothing.
-        if (this.o.signal?.aborted || failure instanceof TaskgateError) throw failure;
-        problem = describeFailure(failure);
-      }
-      const pause = (answer && retryAfterMs(answer.headers)) ?? this.o.retryDelayMs;
-      if (Date.now() + pause > deadline) {
-        if (answer) return answer;
-        throw new TaskgateError(
-          'UNREACHABLE',
-          `${what} got no answer from ${this.base.origin} (${problem})`,
-          {
-            attempts: attempt,
-          },
-        );
-      }
-      this.log(`${what}: ${problem}, retrying in ${Math.round(pause / 100) / 10} s (attempt ${attempt})`);
-      await sleep(pause, undefined, { signal: this.o.signal });
-    }
+  private untilAnswered(what: string, send: () => Promise<Answer>): Promise<Answer> {
+    const deadline = Date.now() + this.o.wakeTimeoutMs;
+    return pRetry(
+      async (attempt) => {
+        const answer = await send().catch((failure) => {
+          // Aborted, or refused by this client itself (a foreign origin): retrying changes nothing.
+          if (this.o.signal?.aborted || failure instanceof TaskgateError) throw failure;
+          throw new NotYet(describeFailure(failure), attempt);
+        });
+        if (TRANSIENT.has(answer.status)) throw new NotYet(`HTTP ${answer.status}`, attempt, answer);
+        return answer;
+      },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        minTimeout: 0, // the pause is each try's own (a Retry-After wins): shouldRetry takes it
+        shouldRetry: async ({ error }) => {
+          if (!(error instanceof NotYet)) return false;
+          const pause = (error.answer && retryAfterMs(error.answer.headers)) ?? this.o.retryDelayMs;
+          if (Date.now() + pause > deadline) return false;
+          this.log(`${what}: ${error.message}, retrying in ${seconds(pause)} s (attempt ${error.attempt})`);
+          await sleep(pause, undefined, { signal: this.o.signal });
+          return true;
+        },
+      },
+    ).catch((error) => {
+      if (!(error instanceof NotYet)) throw error;
+      if (error.answer) return error.answer;
+      throw new TaskgateError(
+        'UNREACHABLE',
+        `${what} got no answer from ${this.base.origin} (${error.message})`,
+        { attempts: error.attempt },
+      );
+    });
   }
 
   /**
@@ -203,13 +219,9 @@ export class TriggerClient {
    * host whose database is away says 503 until it is back.
    */
   async wake(): Promise<void> {
-    const deadline = Date.now() + this.o.wakeTimeoutMs;
     const started = Date.now();
-    const answer = await this.untilAnswered(
-      'GET /readyz',
-      deadline,
-      () => this.request('GET', this.url('/readyz'), { credentials: false }),
-      (a) => !TRANSIENT.has(a.status),
+    const answer = await this.untilAnswered('GET /readyz', () =>
+      this.request('GET', this.url('/readyz'), { credentials: false }),
     );
     if (answer.status !== 200) {
       throw new TaskgateError(
@@ -217,18 +229,13 @@ export class TriggerClient {
         `GET /readyz answered HTTP ${answer.status}: is ${this.base.origin} taskgate?`,
       );
     }
-    this.log(`taskgate is up (${Math.round((Date.now() - started) / 100) / 10} s)`);
+    this.log(`taskgate is up (${seconds(Date.now() - started)} s)`);
   }
 
   /** Wakes the host and reads `GET /cron`: every task with its last runs and whether it is overdue. */
   async catalog(): Promise<Json[]> {
     await this.wake();
-    const answer = await this.untilAnswered(
-      'GET /cron',
-      Date.now() + this.o.wakeTimeoutMs,
-      () => this.request('GET', this.url('/cron')),
-      (a) => !TRANSIENT.has(a.status),
-    );
+    const answer = await this.untilAnswered('GET /cron', () => this.request('GET', this.url('/cron')));
     if (answer.status !== 200 || !Array.isArray(answer.body?.tasks))
       throw errorFrom(answer.status, answer.body);
     return answer.body.tasks as Json[];
@@ -241,11 +248,8 @@ export class TriggerClient {
     const extra: Json = { 'Idempotency-Key': this.key };
     if (this.o.async) extra.Prefer = 'respond-async';
     const path = `/cron/${encodeURIComponent(this.o.task)}`;
-    const answer = await this.untilAnswered(
-      `POST ${path}`,
-      Date.now() + this.o.wakeTimeoutMs,
-      () => this.request('POST', this.url(path), { body, extra }),
-      (a) => !TRANSIENT.has(a.status),
+    const answer = await this.untilAnswered(`POST ${path}`, () =>
+      this.request('POST', this.url(path), { body, extra }),
     );
     const result = (error: TaskgateError | null, final: unknown = answer.body): TriggerResult => ({
       body: final,
@@ -277,12 +281,7 @@ export class TriggerClient {
       );
     }
     for (;;) {
-      const answer = await this.untilAnswered(
-        `GET ${url.pathname}`,
-        Date.now() + this.o.wakeTimeoutMs,
-        () => this.request('GET', url),
-        (a) => !TRANSIENT.has(a.status),
-      );
+      const answer = await this.untilAnswered(`GET ${url.pathname}`, () => this.request('GET', url));
       if (answer.status !== 200) throw errorFrom(answer.status, answer.body);
       const run = (answer.body?.run ?? answer.body ?? {}) as Json;
       if (run.status !== 'running') return run;
