@@ -5,13 +5,18 @@ import {
   HOW_TO_MAKE_ONE,
   MIN_SECRET_BITS,
   MIN_SECRET_LENGTH,
+  qstashKeyWeakness,
   SECRET_PLACEHOLDER,
   secretWeakness,
 } from './secretStrength.js';
 
 export { MIN_SECRET_LENGTH, SECRET_PLACEHOLDER };
 
-/** METRICS_TOKEN and STATUS_TOKEN only let their holder read: half a shared secret's strength will do. */
+/**
+ * METRICS_TOKEN and STATUS_TOKEN only let their holder read: half a shared secret's strength will
+ * do. QStash signing keys are held to it too: Upstash makes them of `sig_` and about 28 random
+ * characters (some 160 bits), so the floor only stops a key someone typed.
+ */
 const MIN_METRICS_TOKEN_BITS = 64;
 
 const optionalText = z
@@ -225,6 +230,8 @@ function qstashConfig(vars: {
         `${name} is the same as CRON_SECRET_KEY: copy QStash's own key from the Upstash console`,
       );
     }
+    const weakness = qstashKeyWeakness(key, MIN_METRICS_TOKEN_BITS);
+    if (weakness) throw new ConfigError(`${name} ${weakness}`);
   }
   const publicUrl = vars.PUBLIC_URL ?? vars.RENDER_EXTERNAL_URL;
   if (publicUrl === undefined) {
@@ -243,9 +250,9 @@ export class ConfigError extends TaskgateError {
 }
 
 /**
- * Refuses secrets an attacker could guess or that do two jobs: a low-entropy or placeholder
- * secret, a "previous" secret that is the current one (a rotation that rotates nothing), a
- * METRICS_TOKEN or STATUS_TOKEN that is a secret (whoever scrapes metrics or reads the status
+ * Refuses secrets an attacker could guess or that do two jobs: a guessable or placeholder secret
+ * (secretStrength.ts), a "previous" secret that is the current one (a rotation that rotates
+ * nothing), a METRICS_TOKEN or STATUS_TOKEN that is a secret (whoever scrapes metrics or reads the status
  * page could then run tasks), a STATUS_TOKEN that is the METRICS_TOKEN.
  */
 function checkSecrets(vars: {
