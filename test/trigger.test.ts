@@ -106,7 +106,7 @@ describe('the trigger client', () => {
       secret: SECRET,
       task: 'noop',
       ...FAST,
-      wakeTimeoutMs: 300,
+      wakeTimeoutMs: 1_000,
       log: (line) => lines.push(line),
     })
       .trigger()
@@ -166,7 +166,7 @@ describe('the trigger client', () => {
         secret: SECRET,
         task: 'noop',
         ...FAST,
-        wakeTimeoutMs: 300,
+        wakeTimeoutMs: 1_000,
       });
       expect(result.error).to.include({
         code: 'DATABASE_UNAVAILABLE',
@@ -551,20 +551,11 @@ describe('taskgate trigger', () => {
   it('exits 1 saying the host never answered once --wake-timeout has passed', async () => {
     const port = await freePort();
     const run = await runCli(
-      [
-        'trigger',
-        'noop',
-        '--url',
-        `http://127.0.0.1:${port}`,
-        '--wake-timeout',
-        '0.3',
-        '--retry-delay',
-        '0.05',
-      ],
+      ['trigger', 'noop', '--url', `http://127.0.0.1:${port}`, '--wake-timeout', '2', '--retry-delay', '0.2'],
       { CRON_SECRET_KEY: SECRET },
     );
     expect(run.code, run.stderr).to.equal(1);
-    expect(run.stderr).to.include('taskgate: GET /readyz: ECONNREFUSED, retrying in 0.1 s (attempt 1)');
+    expect(run.stderr).to.include('taskgate: GET /readyz: ECONNREFUSED, retrying in 0.2 s (attempt 1)');
     expect(run.stderr).to.include(
       `taskgate: GET /readyz got no answer from http://127.0.0.1:${port} (ECONNREFUSED)`,
     );
