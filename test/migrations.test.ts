@@ -27,6 +27,7 @@ describe('migrations', () => {
       'Migration0003Incidents',
       'Migration0004Leases',
       'Migration0005OperatorControls',
+      'Migration0006PauseEvents',
     ]);
     const tables = await db.orm.em.getConnection().execute(
       `select table_schema || '.' || table_name as t from information_schema.tables
@@ -39,6 +40,7 @@ describe('migrations', () => {
       'taskgate.seen_signature',
       'taskgate.task_lease',
       'taskgate.task_pause',
+      'taskgate.task_pause_event',
       'taskgate.task_run',
     ]);
   });
@@ -101,6 +103,69 @@ describe('migrations', () => {
       'select count(*)::int as n from token_blacklist_outstandingtoken',
     );
     expect(rows[0]?.n).to.equal(1);
+  });
+
+  it('add the pause history and take it away again: task_pause_event, its index, and the pauses kept before it', async () => {
+    db = await createTestDatabase({ migrated: false });
+    const migrator = db.orm.getMigrator();
+    await migrator.up({ to: 'Migration0005OperatorControls' });
+    // What a database paused before the history was kept holds: a task's last pause and resume.
+    await db.sql.query(
+      `insert into taskgate.task_pause (task, reason, paused_by, paused_at, until, resumed_at, resumed_by, resume_reason)
+       values ('a', 'backup', 'cli', '2030-01-01T00:00:00Z', null, '2030-01-01T01:00:00Z', 'http', 'done'),
+              ('b', 'upgrade', 'http', '2030-01-02T00:00:00Z', '2030-01-03T00:00:00Z', null, null, null)`,
+    );
+    expect(await migrate(db.orm)).to.deep.equal(['Migration0006PauseEvents']);
+    const events = await db.sql.query(
+      `select task, action, actor, reason, until, at from taskgate.task_pause_event order by task, at`,
+    );
+    expect(events.rows).to.deep.equal([
+      {
+        task: 'a',
+        action: 'paused',
+        actor: 'cli',
+        reason: 'backup',
+        until: null,
+        at: new Date('2030-01-01T00:00:00Z'),
+      },
+      {
+        task: 'a',
+        action: 'resumed',
+        actor: 'http',
+        reason: 'done',
+        until: null,
+        at: new Date('2030-01-01T01:00:00Z'),
+      },
+      {
+        task: 'b',
+        action: 'paused',
+        actor: 'http',
+        reason: 'upgrade',
+        until: new Date('2030-01-03T00:00:00Z'),
+        at: new Date('2030-01-02T00:00:00Z'),
+      },
+    ]);
+    const index = await db.sql.query(
+      `select indexdef from pg_indexes where schemaname = 'taskgate' and indexname = 'task_pause_event_task_at_index'`,
+    );
+    expect(index.rows[0]?.indexdef).to.match(/\(task, at DESC\)$/);
+    const refused = await db.sql
+      .query(`insert into taskgate.task_pause_event (task, action, actor) values ('a', 'stopped', 'cli')`)
+      .then(
+        () => null,
+        (error: { code?: string }) => error.code,
+      );
+    expect(refused, 'an action other than paused or resumed').to.equal('23514');
+
+    expect((await migrator.down()).map((m) => m.name)).to.deep.equal(['Migration0006PauseEvents']);
+    const left = await db.sql.query(`select to_regclass('taskgate.task_pause_event') as t`);
+    expect(left.rows[0]?.t).to.equal(null);
+    expect(await pendingMigrations(db.sql)).to.deep.equal(['Migration0006PauseEvents']);
+    const pauses = await db.sql.query('select count(*)::int as n from taskgate.task_pause');
+    expect(pauses.rows[0]?.n, 'task_pause is left as it was').to.equal(2);
+    expect(await migrate(db.orm)).to.deep.equal(['Migration0006PauseEvents']);
+    const again = await db.sql.query('select count(*)::int as n from taskgate.task_pause_event');
+    expect(again.rows[0]?.n).to.equal(3);
   });
 
   it('are a no-op when run a second time', async () => {

@@ -56,6 +56,7 @@ describe('operator controls', () => {
   beforeEach(async () => {
     await query('delete from taskgate.task_run');
     await query('delete from taskgate.task_pause');
+    await query('delete from taskgate.task_pause_event');
     await query('delete from taskgate.task_lease');
   });
 
@@ -140,8 +141,9 @@ describe('operator controls', () => {
       anonymous('/cron/sleepy/pause'),
       anonymous('/cron/sleepy/resume'),
       request(app.callback).get(`/cron/runs/${runId}?logs=1`),
+      request(app.callback).get('/cron/sleepy/pauses'),
     ]);
-    expect(answers.map((a) => a.status)).to.deep.equal([401, 401, 401, 401, 401]);
+    expect(answers.map((a) => a.status)).to.deep.equal([401, 401, 401, 401, 401, 401]);
     expect(await query('select * from taskgate.task_pause')).to.deep.equal([]);
     expect(await runCount('sleepy')).to.equal(1);
     const [row] = await query('select cancel_requested_at from taskgate.task_run where id = $1', [runId]);
@@ -234,6 +236,51 @@ describe('operator controls', () => {
       ]);
       expect(answers[2]!.body.message).to.equal('until must be in the future');
       expect(await query('select * from taskgate.task_pause')).to.deep.equal([]);
+    });
+
+    it('keeps every pause and resume with who, why and until, newest first: GET /cron/:task/pauses; a resume of nothing and a refused pause are not history', async () => {
+      const until = new Date(Date.now() + 3_600_000).toISOString();
+      await post('/cron/sleepy/pause', { reason: 'backup' }).expect(200);
+      await post('/cron/sleepy/pause', { reason: 'backup runs late', until }).expect(200);
+      await post('/cron/sleepy/resume', { reason: 'backup done' }).expect(200);
+      expect((await post('/cron/sleepy/resume')).body.resumed).to.equal(false);
+      await post('/cron/sleepy/pause', { reason: 'r', until: '2000-01-01T00:00:00Z' }).expect(400);
+
+      const history = await get('/cron/sleepy/pauses');
+      expect(history.status, JSON.stringify(history.body)).to.equal(200);
+      expect(history.body.task).to.equal('sleepy');
+      const events = history.body.events as { at: string }[];
+      expect(
+        events.map(({ at: _at, id: _id, ...event }: { at: string; id?: number }) => event),
+      ).to.deep.equal([
+        { task: 'sleepy', action: 'resumed', by: 'http', reason: 'backup done', until: null },
+        { task: 'sleepy', action: 'paused', by: 'http', reason: 'backup runs late', until },
+        { task: 'sleepy', action: 'paused', by: 'http', reason: 'backup', until: null },
+      ]);
+      const times = events.map((event) => Date.parse(event.at));
+      expect(times).to.deep.equal([...times].sort((a, b) => b - a));
+      // The last pause's row agrees with its event, written by the same statement.
+      const [pause] = await query('select paused_at, resumed_at from taskgate.task_pause');
+      expect(new Date(pause!.resumed_at as string).toISOString()).to.equal(events[0]!.at);
+      expect(new Date(pause!.paused_at as string).toISOString()).to.equal(events[1]!.at);
+
+      expect((await get('/cron/sleepy/pauses?limit=1')).body.events).to.have.length(1);
+      expect((await get('/cron/chatty/pauses')).body.events).to.deep.equal([]);
+      const refused = await Promise.all([
+        get('/cron/sleepy/pauses?limit=0'),
+        get('/cron/sleepy/pauses?limit=501'),
+        get('/cron/sleepy/pauses?limit=ten'),
+        get('/cron/sleepy/pauses?task=chatty'),
+        get('/cron/no_such_task/pauses'),
+      ]);
+      expect(refused.map((a) => [a.status, a.body.code])).to.deep.equal([
+        [400, 'BAD_REQUEST'],
+        [400, 'BAD_REQUEST'],
+        [400, 'BAD_REQUEST'],
+        [400, 'BAD_REQUEST'],
+        [404, 'TASK_NOT_FOUND'],
+      ]);
+      expect(refused[0]!.body.message).to.equal('limit must be a whole number from 1 to 500');
     });
 
     it('raises no overdue alert for a paused task, and counts it due again from the end of the pause', async () => {
@@ -476,6 +523,52 @@ describe('operator controls', () => {
       const missing = await runCli(['runs', '00000000-0000-4000-8000-000000000000'], env());
       expect(missing.code).to.equal(2);
       expect(missing.stderr).to.include('no run with id');
+    });
+
+    it('list shows a paused task as PAUSED until in NEXT RUN, and lists without pauses, saying so, when the database cannot be read', async () => {
+      expect(
+        (await runCli(['pause', 'sleepy', '--reason', 'nightly backup', '--until', '2h'], env())).code,
+      ).to.equal(0);
+      const listed = await runCli(['list'], env());
+      expect(listed.code, listed.stderr).to.equal(0);
+      expect(listed.stdout).to.match(/^sleepy +\S+ +.+ PAUSED until \d{4}-\S+Z +/m);
+      expect(listed.stdout).to.match(/^chatty +- +.+ - +/m);
+      const listedJson = JSON.parse((await runCli(['list', '--json'], env())).stdout);
+      const sleepy = listedJson.find((t: { name: string }) => t.name === 'sleepy');
+      expect(sleepy).to.include({ paused: true });
+      expect(sleepy.pause).to.include({ reason: 'nightly backup', pausedBy: 'cli' });
+      expect(sleepy).to.not.have.property('lastRun');
+      const unreachable = await runCli(['list', '--json'], {
+        ...env(),
+        DATABASE_URL: 'postgres://taskgate@127.0.0.1:1/taskgate',
+      });
+      expect(unreachable.code, unreachable.stderr).to.equal(0);
+      expect(unreachable.stderr).to.match(/^taskgate: pauses not shown, the database could not be read: /);
+      const offline = JSON.parse(unreachable.stdout);
+      expect(offline.map((t: { name: string }) => t.name)).to.include('sleepy');
+      expect(offline[0]).to.not.have.property('paused');
+    });
+
+    it('pauses prints who paused and resumed a task, when, why and until when, newest first', async () => {
+      expect(
+        (await runCli(['pause', 'sleepy', '--reason', 'nightly backup', '--until', '2h'], env())).code,
+      ).to.equal(0);
+      expect((await runCli(['resume', 'sleepy', '--reason', 'backup done'], env())).code).to.equal(0);
+      const pauses = await runCli(['pauses', 'sleepy'], env());
+      expect(pauses.code, pauses.stderr).to.equal(0);
+      const lines = pauses.stdout.trim().split('\n');
+      expect(lines[0]).to.match(/^AT +ACTION +BY +UNTIL +REASON$/);
+      expect(lines[1]).to.match(/^\d{4}-\S+Z +resumed +cli +- +backup done$/);
+      expect(lines[2]).to.match(/^\d{4}-\S+Z +paused +cli +\d{4}-\S+Z +nightly backup$/);
+      expect(lines).to.have.length(3);
+      const pausesJson = JSON.parse(
+        (await runCli(['pauses', 'sleepy', '--json', '--limit', '1'], env())).stdout,
+      );
+      expect(pausesJson.map((e: { action: string; by: string }) => [e.action, e.by])).to.deep.equal([
+        ['resumed', 'cli'],
+      ]);
+      expect((await runCli(['pauses', 'chatty'], env())).stdout.trim()).to.equal('chatty was never paused');
+      expect((await runCli(['pauses', 'sleepy', '--limit', '0'], env())).code).to.equal(2);
     });
 
     it('cancel stops a run started over HTTP and waits for it to be recorded cancelled', async () => {

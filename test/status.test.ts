@@ -75,6 +75,7 @@ describe('status page: HTTP', () => {
   });
   beforeEach(async () => {
     await query('delete from taskgate.task_pause');
+    await query('delete from taskgate.task_pause_event');
   });
 
   describe('access', () => {
@@ -326,6 +327,10 @@ describe('status page: HTTP', () => {
         .send({ csrf });
       expect(resumed.status).to.equal(303);
       expect(await query('select * from taskgate.task_pause where resumed_at is null')).to.have.length(0);
+      const history = await request(app.callback).get('/status').set('Cookie', cookie);
+      expect(history.text).to.include('Pause history (last 2)');
+      expect(history.text).to.match(/<b>resumed<\/b> by http<\/li>/);
+      expect(history.text).to.match(/<b>paused<\/b> until [^<]+ by http: upstream maintenance<\/li>/);
     });
 
     it('refuses a session’s form without its CSRF token, with another session’s, or from another site', async () => {

@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { taskCatalog } from '../core/catalog.js';
+import { type TaskInfo, taskCatalog } from '../core/catalog.js';
 import { loadRegistry } from '../core/registry.js';
 import { listRuns, RUN_STATUSES } from '../core/runs.js';
 import { bootstrap, withServices } from './context.js';
@@ -9,23 +9,62 @@ import { parseParams, taskInputOptions } from './params.js';
 
 const jsonOption = { type: 'boolean', default: false, describe: 'print JSON instead of text' } as const;
 
+const pausedUntil = (until: string | null) => (until ? `PAUSED until ${until}` : 'PAUSED');
+
+/**
+ * What `list` shows: the registry, and the pauses when DATABASE_URL names a database. Without one
+ * (development on the embedded database, which `list` does not start) or when it cannot be read,
+ * the tasks are listed without their pauses and stderr says so: `list` never fails for want of a
+ * database.
+ */
+async function listTasks(): Promise<{ tasks: TaskInfo[]; pausesRead: boolean }> {
+  const { config } = bootstrap();
+  const registry = await loadRegistry(config.tasksDir, config.environment);
+  const now = new Date();
+  if (config.databaseUrl) {
+    // One try, no start-up retry: a listing is not worth waiting a minute for a database.
+    const { Db } = await import('../db/sql.js');
+    const { database } = config;
+    const db = new Db({
+      url: config.databaseUrl,
+      max: 1,
+      queryTimeoutMs: database.queryTimeoutMs,
+      connectTimeoutMs: Math.min(database.connectTimeoutMs, 3_000),
+    });
+    try {
+      return { tasks: await taskCatalog(registry, db, now), pausesRead: true };
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      const why =
+        code === '42P01' || code === '3F000'
+          ? "taskgate's schema is not migrated there (taskgate migrate)"
+          : error instanceof Error
+            ? error.message
+            : String(error);
+      process.stderr.write(`taskgate: pauses not shown, the database could not be read: ${why}\n`);
+    } finally {
+      await db.close();
+    }
+  }
+  return { tasks: await taskCatalog(registry, null, now), pausesRead: false };
+}
+
 /** `list`, `run`, `runs` and `migrate`: the commands that work on this machine's database. */
 export function registerTaskCommands(cli: Argv): Argv {
   return cli
     .command(
       'list',
-      'list the registered tasks, their schedules and next run times',
+      'list the registered tasks, their schedules and next run times (and pauses, with DATABASE_URL)',
       (y) => y.option('json', jsonOption),
       async (argv) => {
-        const { config } = bootstrap();
-        const tasks = await taskCatalog(
-          await loadRegistry(config.tasksDir, config.environment),
-          null,
-          new Date(),
-        );
+        const { tasks, pausesRead } = await listTasks();
         if (argv.json) {
-          // `list` reads no database: run-dependent fields belong to `status` and GET /cron.
-          printJson(tasks.map(({ lastRun, lastSuccess, dueAt, graceMs, overdue, ...task }) => task));
+          // Run-dependent fields belong to `status` and GET /cron; pauses only when they were read.
+          printJson(
+            tasks.map(({ lastRun, lastSuccess, dueAt, graceMs, overdue, paused, pause, ...task }) =>
+              pausesRead ? { ...task, paused, pause } : task,
+            ),
+          );
           return;
         }
         printLine(
@@ -35,7 +74,7 @@ export function registerTaskCommands(cli: Argv): Argv {
               t.name,
               t.schedule ?? '-',
               t.scheduleText,
-              t.nextRunAt ?? '-',
+              t.paused ? pausedUntil(t.pause?.until ?? null) : (t.nextRunAt ?? '-'),
               t.description,
             ]),
           ]),

@@ -1,14 +1,15 @@
 import type { Argv } from 'yargs';
-import { cancelRun, pause, rerunRequest, resume } from '../core/controls.js';
+import { cancelRun, PAUSE_HISTORY_MAX, pause, pauseHistory, rerunRequest, resume } from '../core/controls.js';
 import { findRun, findRunLog, type RunLogRecord, type RunRecord } from '../core/runs.js';
 import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
 import { withServices } from './context.js';
-import { describeRun, printJson, printLine, reportRun } from './output.js';
+import { describeRun, printJson, printLine, reportRun, table } from './output.js';
 
 /**
- * The operator's commands: cancel and rerun a run, pause and resume a task. They act on the
- * database, as `run` does, so they reach runs of every replica. Who asked is recorded as `cli`.
+ * The operator's commands: cancel and rerun a run, pause and resume a task, and read a task's
+ * pauses. They act on the database, as `run` does, so they reach runs of every replica. Who asked
+ * is recorded as `cli`.
  */
 
 const jsonOption = { type: 'boolean', default: false, describe: 'print JSON instead of text' } as const;
@@ -127,6 +128,44 @@ export function registerControlCommands(cli: Argv): Argv {
           const ended = await resume({ db, registry }, argv.task, { by: 'cli', reason: argv.reason });
           if (argv.json) printJson({ status: 'success', resumed: ended !== null, pause: ended });
           else printLine(ended ? `${argv.task} is resumed` : `${argv.task} was not paused`);
+        });
+      },
+    )
+    .command(
+      'pauses <task>',
+      "a task's pauses and resumes, newest first: who, why, when, and until when",
+      (y) =>
+        y
+          .positional('task', { type: 'string', demandOption: true, describe: 'task name' })
+          .option('limit', {
+            type: 'number',
+            default: 20,
+            describe: `at most this many events (1 to ${PAUSE_HISTORY_MAX})`,
+          })
+          .option('json', jsonOption),
+      async (argv) => {
+        await withServices(async ({ db, registry }) => {
+          const events = await pauseHistory({ db, registry }, argv.task, argv.limit);
+          if (argv.json) {
+            printJson(events);
+            return;
+          }
+          if (events.length === 0) {
+            printLine(`${argv.task} was never paused`);
+            return;
+          }
+          printLine(
+            table([
+              ['AT', 'ACTION', 'BY', 'UNTIL', 'REASON'],
+              ...events.map((e) => [
+                e.at,
+                e.action,
+                e.by,
+                e.action === 'paused' ? (e.until ?? 'resumed') : '-',
+                e.reason?.replace(/\s+/g, ' ') ?? '-',
+              ]),
+            ]),
+          );
         });
       },
     );

@@ -1,6 +1,6 @@
 import type { SqlClient } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
-import { pauseTask, resumeTask, type TaskPause } from './pauses.js';
+import { type PauseEvent, pauseEvents, pauseTask, resumeTask, type TaskPause } from './pauses.js';
 import type { Registry } from './registry.js';
 import type { Runner, RunRequest } from './runner.js';
 import { findRun, type RunRecord, UUID } from './runs.js';
@@ -124,4 +124,22 @@ export async function resume(
   const name = deps.registry.require(task).definition.name;
   const reason = checkReason(request.reason);
   return resumeTask(deps.db, { task: name, by: request.by, reason });
+}
+
+/** The most pause events one read returns (`taskgate pauses --limit`, `GET /cron/<task>/pauses?limit=`). */
+export const PAUSE_HISTORY_MAX = 500;
+
+/** A registered task's pauses and resumes, newest first, at most `limit` (1 to PAUSE_HISTORY_MAX). */
+export async function pauseHistory(
+  deps: Omit<ControlDeps, 'runner'>,
+  task: string,
+  limit: number,
+): Promise<PauseEvent[]> {
+  const name = deps.registry.require(task).definition.name;
+  if (!Number.isInteger(limit) || limit < 1 || limit > PAUSE_HISTORY_MAX) {
+    throw new TaskgateError('BAD_REQUEST', `limit must be a whole number from 1 to ${PAUSE_HISTORY_MAX}`, {
+      field: 'limit',
+    });
+  }
+  return pauseEvents(deps.db, name, limit);
 }

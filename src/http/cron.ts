@@ -3,6 +3,7 @@ import type { Middleware } from 'koa';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import { taskCatalog } from '../core/catalog.js';
+import { pauseHistory } from '../core/controls.js';
 import { type Registry, TASK_NAME } from '../core/registry.js';
 import type { Runner } from '../core/runner.js';
 import { findRun, findRunLog, listRuns, RUN_STATUSES } from '../core/runs.js';
@@ -37,6 +38,19 @@ const runsQuery = z.strictObject({
     .pipe(z.number().int().min(1).max(500))
     .default(50),
 });
+
+const pausesQuery = z.strictObject({
+  // The range is checked by pauseHistory, the same for the CLI.
+  limit: z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).default(50),
+});
+
+/** The query's problems, one per field, as the 400 lists them. */
+function queryErrors(error: z.ZodError): { field: string | null; message: string }[] {
+  return error.issues.map((issue) => ({
+    field: issue.path.join('.') || ('keys' in issue ? issue.keys.join(',') : null),
+    message: issue.message,
+  }));
+}
 
 /** An alias's path with and without its trailing slash: both are served. */
 function aliasVariants(path: string): string[] {
@@ -77,16 +91,25 @@ export function addCronRoutes(router: Router, deps: CronDeps, { afterBody, beare
   router.get('/cron/runs', ...guard, async (ctx) => {
     const parsed = runsQuery.safeParse(ctx.query);
     if (!parsed.success) {
-      const errors = parsed.error.issues.map((issue) => ({
-        field: issue.path.join('.') || ('keys' in issue ? issue.keys.join(',') : null),
-        message: issue.message,
-      }));
       throw new TaskgateError('BAD_REQUEST', 'invalid query: task, status and limit are understood', {
-        errors,
+        errors: queryErrors(parsed.error),
       });
     }
     const runs = await listRuns(deps.db, parsed.data);
     ctx.body = { status: 'success', runs };
+  });
+
+  // Before /cron/runs/:id, which would take /cron/runs/pauses for a run id (no run id is "pauses").
+  router.get('/cron/:task/pauses', ...guard, async (ctx) => {
+    const parsed = pausesQuery.safeParse(ctx.query);
+    if (!parsed.success) {
+      throw new TaskgateError('BAD_REQUEST', 'invalid query: only limit is understood', {
+        errors: queryErrors(parsed.error),
+      });
+    }
+    const task = ctx.params.task!;
+    const events = await pauseHistory(deps, task, parsed.data.limit);
+    ctx.body = { status: 'success', task, events };
   });
 
   router.get('/cron/runs/:id', ...guard, async (ctx) => {

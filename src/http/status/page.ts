@@ -1,4 +1,5 @@
 import type { TaskInfo } from '../../core/catalog.js';
+import type { PauseEvent } from '../../core/pauses.js';
 import type { RunLogRecord, RunRecord } from '../../core/runs.js';
 import type { TaskgateError } from '../../errors.js';
 import { redactFields } from '../../logger.js';
@@ -15,6 +16,8 @@ export interface TaskView {
   info: TaskInfo;
   /** Its latest runs, newest first. */
   runs: RunRecord[];
+  /** Its latest pauses and resumes, newest first. */
+  pauses: PauseEvent[];
 }
 
 /** How many runs the table shows; the chart shows all that were read. */
@@ -111,6 +114,17 @@ function pauseControls(info: TaskInfo, viewer: Viewer): Html | string {
 <button type="submit">Pause</button></form></div>`;
 }
 
+/** The task's last pauses and resumes, folded: who, when, why, until when (`taskgate pauses` has them all). */
+function pauseHistory(events: PauseEvent[]): Html | string {
+  if (events.length === 0) return '';
+  const items = events.map((event) => {
+    const until =
+      event.action === 'paused' ? (event.until ? ` until ${formatTime(event.until)}` : ' until resumed') : '';
+    return html`<li><span class="num" title="${event.at}">${formatTime(event.at)}</span>: <b>${event.action}</b>${until} by ${event.by}${event.reason ? `: ${event.reason}` : ''}</li>`;
+  });
+  return html`<details class="pauses"><summary>Pause history (last ${events.length})</summary><ul>${items}</ul></details>`;
+}
+
 function taskState(view: TaskView): string {
   if (view.runs[0]?.status === 'running') return 'running';
   if (view.info.paused) return 'paused';
@@ -137,6 +151,7 @@ ${info.overdue ? html`<p class="notice s-overdue"><b>Overdue</b>: a run was due 
 </dl>
 ${durationChart(view.runs)}
 ${runRows(view.runs, viewer, now)}
+${pauseHistory(view.pauses)}
 ${pauseControls(info, viewer)}
 </section>`;
 }

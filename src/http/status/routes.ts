@@ -4,6 +4,7 @@ import type { Context, Middleware } from 'koa';
 import type { Config } from '../../config.js';
 import { taskCatalog } from '../../core/catalog.js';
 import { cancelRun, pause, rerunRequest, resume } from '../../core/controls.js';
+import { recentPauseEventsOf } from '../../core/pauses.js';
 import type { Registry } from '../../core/registry.js';
 import type { Runner } from '../../core/runner.js';
 import { findRun, findRunLog, recentRunsOf, UUID } from '../../core/runs.js';
@@ -33,6 +34,8 @@ export interface StatusDeps {
 
 /** How many runs of each task the page reads (the chart shows them; the table the first few). */
 const RUNS_PER_TASK = 30;
+/** How many of each task's pauses and resumes the page shows. */
+const PAUSE_EVENTS_PER_TASK = 5;
 
 const prefersHtml = (ctx: Context) => ctx.accepts('json', 'html') === 'html';
 
@@ -97,13 +100,13 @@ export function statusRoutes(deps: StatusDeps): Middleware {
     if (!viewer) return;
     const now = new Date();
     const tasks = await taskCatalog(deps.registry, deps.db, now);
-    const runs = await recentRunsOf(
-      deps.db,
-      tasks.map((task) => task.name),
-      RUNS_PER_TASK,
-    );
+    const names = tasks.map((task) => task.name);
+    const [runs, pauses] = await Promise.all([
+      recentRunsOf(deps.db, names, RUNS_PER_TASK),
+      recentPauseEventsOf(deps.db, names, PAUSE_EVENTS_PER_TASK),
+    ]);
     const page = statusPage(
-      tasks.map((info) => ({ info, runs: runs.get(info.name) ?? [] })),
+      tasks.map((info) => ({ info, runs: runs.get(info.name) ?? [], pauses: pauses.get(info.name) ?? [] })),
       viewer,
       now,
     );

@@ -69,6 +69,8 @@ button.primary{background:#1f883d;color:#fff;border-color:#1a7f37}
 pre{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:8px;margin:0 0 10px;white-space:pre-wrap;overflow-wrap:anywhere}
 .lvl{font-weight:600}.lvl-error,.lvl-fatal{color:var(--bad)}.lvl-warn{color:var(--warn)}
 h3{font-size:14px;margin:14px 0 6px}
+.pauses{margin:8px 0 0}.pauses summary{cursor:pointer;color:var(--muted)}
+.pauses ul{margin:6px 0 0;padding-left:18px}.pauses li{overflow-wrap:anywhere}
 @media (max-width:600px){header.top,main{padding-left:10px;padding-right:10px}.task{padding:12px 10px}
 .hide-narrow{display:none}input[type=text]{width:100%}
 table.runs,table.runs tbody{display:block}table.runs thead{display:none}
