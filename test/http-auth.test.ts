@@ -201,6 +201,31 @@ describe('HTTP: authentication', () => {
       }
     });
 
+    it('refuses, during a rolling upgrade, a request accepted by a replica that records digests, and records the digest such a replica looks up', async () => {
+      const connection = db.orm.em.getConnection();
+      const t = now();
+      // What a replica of an earlier version records for a request it accepted: the digest.
+      const earlier = { method: 'POST', path: '/cron/echo', body: '{"label":"upgrade-old"}' };
+      const earlierHeader = signRequest(SECRET, earlier, t);
+      const earlierDigest = earlierHeader.split(',')[1]!.slice('v1='.length);
+      await connection.execute(
+        `insert into taskgate.seen_signature (signature, expires_at) values ('${earlierDigest}', now() + interval '10 minutes')`,
+      );
+      const replay = await signed(app, '/cron/echo', earlier.body, earlierHeader);
+      expect(replay.status).to.equal(401);
+      expect(replay.body).to.deep.equal(REFUSED);
+
+      // A request this version accepts leaves the digest an earlier replica checks, beside its own id.
+      const later = { method: 'POST', path: '/cron/echo', body: '{"label":"upgrade-new"}' };
+      const laterHeader = signRequest(SECRET, later, t);
+      const laterDigest = laterHeader.split(',')[1]!.slice('v1='.length);
+      expect((await signed(app, '/cron/echo', later.body, laterHeader)).status).to.equal(200);
+      const rows = await connection.execute(
+        `select count(*)::int as n from taskgate.seen_signature where signature = '${laterDigest}'`,
+      );
+      expect(rows[0]!.n).to.equal(1);
+    });
+
     it('answers 401 when the body, the path or the method differs from what was signed', async () => {
       const header = signRequest(SECRET, { method: 'POST', path: '/cron/echo', body: '{"count":1}' });
       expect((await signed(app, '/cron/echo', '{"count":9}', header)).status).to.equal(401);
@@ -254,7 +279,7 @@ describe('HTTP: authentication', () => {
         `insert into taskgate.seen_signature (signature, expires_at) values ('skewed', now() + interval '1 hour')`,
       );
       const seen = new SeenSignatures(db.sql, () => Date.now() + 2 * 3600_000);
-      expect(await seen.remember('fresh-request', new Date(Date.now() + 3 * 3600_000))).to.equal(true);
+      expect(await seen.remember(['fresh-request'], new Date(Date.now() + 3 * 3600_000))).to.equal(true);
       const rows = await connection.execute(
         `select signature from taskgate.seen_signature where signature = 'skewed'`,
       );

@@ -6,11 +6,11 @@ import type { Refusals } from './refusals.js';
 import type { SecretSet } from './secrets.js';
 import type { SeenSignatures } from './seenSignatures.js';
 import {
+  matchingDigests,
   type ParsedSignature,
   parseSignature,
   requestId,
   type SignedRequest,
-  verifySignature,
 } from './signature.js';
 
 export interface AuthOptions {
@@ -211,13 +211,17 @@ export function authenticate(options: AuthOptions): Guard & { gate: Middleware }
   /** Why a signed request is refused, or null when it is genuine and seen for the first time. */
   async function checkSignature(pending: Signature, request: SignedRequest): Promise<Refusal | null> {
     if (pending.kind === 'qstash') return options.qstash!.verify(pending.token, request);
-    if (!verifySignature(pending.parsed, request, secrets.secrets)) return 'wrong signature';
+    const digests = matchingDigests(pending.parsed, request, secrets.secrets);
+    if (digests.length === 0) return 'wrong signature';
     // Checked last, after the HMAC: only genuine requests ever reach the database. What is
     // recorded is the signed request itself, so that it is accepted once whichever of the
-    // secrets' digests it carries.
+    // secrets' digests it carries, and each digest that matched, which is what earlier versions
+    // of taskgate record and look up: during a rolling upgrade a request accepted by a replica of
+    // either version is a replay to the other.
     const expiresAt = new Date((pending.parsed.timestamp + options.toleranceSeconds) * 1000);
     const first =
-      options.seen && (await options.seen.remember(requestId(pending.parsed, request), expiresAt));
+      options.seen &&
+      (await options.seen.remember([requestId(pending.parsed, request), ...digests], expiresAt));
     return first ? null : 'replayed signature';
   }
 

@@ -49,7 +49,7 @@ export class QstashVerifier {
     const { jti, exp } = claims(token);
     if (typeof jti !== 'string' || typeof exp !== 'number') return 'wrong qstash signature';
     const expiresAt = new Date((exp + QSTASH_CLOCK_TOLERANCE_SECONDS) * 1000);
-    const first = this.seen && (await this.seen.remember(`qstash:${jti}`, expiresAt));
+    const first = this.seen && (await this.seen.remember([`qstash:${jti}`], expiresAt));
     return first ? null : 'replayed qstash signature';
   }
 

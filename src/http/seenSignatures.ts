@@ -20,16 +20,21 @@ export class SeenSignatures {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Records the signed request's id; false when it was already recorded (a replay). */
-  async remember(signature: string, expiresAt: Date): Promise<boolean> {
+  /**
+   * Records the ids of one accepted request (all expiring together); false when any of them was
+   * already recorded (a replay). One statement: concurrent copies of a request contend for the
+   * same first key, so exactly one of them records them all.
+   */
+  async remember(ids: readonly string[], expiresAt: Date): Promise<boolean> {
     const { rows } = await this.db.query(
-      `insert into taskgate.seen_signature (signature, expires_at) values ($1, $2)
+      `insert into taskgate.seen_signature (signature, expires_at)
+       select id, $2 from unnest($1::text[]) as id
        on conflict (signature) do nothing
        returning signature`,
-      [signature, expiresAt],
+      [ids, expiresAt],
     );
     await this.pruneWhenDue();
-    return rows.length === 1;
+    return rows.length === ids.length;
   }
 
   /**

@@ -40,23 +40,34 @@ export function parseSignature(header: string): ParsedSignature | null {
 }
 
 /**
- * Whether one of the offered digests matches one of the secrets. Every pair is compared so the
+ * The offered digests that match one of the secrets, lower-case hex. Every pair is compared so the
  * time taken does not depend on which matched.
  */
+export function matchingDigests(
+  parsed: ParsedSignature,
+  request: SignedRequest,
+  secrets: readonly string[],
+): string[] {
+  const expected = secrets.map((secret) =>
+    Buffer.from(signatureDigest(secret, parsed.timestamp, request), 'hex'),
+  );
+  const matching: string[] = [];
+  for (const digest of parsed.digests) {
+    const given = Buffer.from(digest, 'hex');
+    let found = false;
+    for (const candidate of expected) found = timingSafeEqual(given, candidate) || found;
+    if (found) matching.push(digest);
+  }
+  return matching;
+}
+
+/** Whether one of the offered digests matches one of the secrets. */
 export function verifySignature(
   parsed: ParsedSignature,
   request: SignedRequest,
   secrets: readonly string[],
 ): boolean {
-  const expected = secrets.map((secret) =>
-    Buffer.from(signatureDigest(secret, parsed.timestamp, request), 'hex'),
-  );
-  let found = false;
-  for (const digest of parsed.digests) {
-    const given = Buffer.from(digest, 'hex');
-    for (const candidate of expected) found = timingSafeEqual(given, candidate) || found;
-  }
-  return found;
+  return matchingDigests(parsed, request, secrets).length > 0;
 }
 
 /**
