@@ -36,7 +36,7 @@ export function secretWeakness(secret: string, minBits: number): string | null {
   const random = generatorOutput(secret);
   if (random) {
     if (random.bits >= minBits) return null;
-    return `is too easy to guess: ${random.what} about ${Math.floor(random.bits)} random bits, ${minBits} needed (${random.uuids ? 'join two UUIDs, or ' : ''}${HOW_TO_MAKE_ONE})`;
+    return `is too easy to guess: ${random.what} about ${Math.floor(random.bits)} random bits, ${minBits} needed (${random.uuids ? 'join two UUIDv4s, or ' : ''}${HOW_TO_MAKE_ONE})`;
   }
   const guessed = guessability(secret);
   if (guessed.log10Guesses >= minBits * Math.log10(2)) return null;
@@ -196,14 +196,16 @@ export interface GeneratorOutput {
 export function generatorOutput(secret: string): GeneratorOutput | null {
   const uuids = uuidParts(secret);
   if (uuids) {
-    const random = uuids.map(randomNibbles);
-    if (random.some((nibbles) => nibbles === null)) return null;
-    if (!looksRandom(random.join(''), HEX_LOWER)) return null;
-    const bits = uuids.reduce((sum, uuid) => sum + (uuid[14] === '4' ? 122 : 74), 0);
+    const random = uuids.map(uuidRandomness);
+    if (random.some((part) => part === null)) return null;
+    const nibbles = random.map((part) => part!.nibbles).join('');
+    if (nibbles.length > 0 && !looksRandom(nibbles, HEX_LOWER)) return null;
+    const bits = random.reduce((sum, part) => sum + part!.bits, 0);
     const versions = [...new Set(uuids.map((uuid) => `UUIDv${uuid[14]}`))].join(' and ');
+    const made = random.every((part) => part!.bits === 0) ? ', made from a clock, a name or an address,' : '';
     return {
       bits,
-      what: uuids.length === 1 ? `one ${versions} holds` : `${uuids.length} ${versions}s hold`,
+      what: uuids.length === 1 ? `one ${versions}${made} holds` : `${uuids.length} ${versions}s${made} hold`,
       uuids: true,
     };
   }
@@ -240,15 +242,19 @@ function uuidParts(secret: string): string[] | null {
 }
 
 /**
- * The random hex digits of a UUID: 30 of a version 4 (all but the version and the variant digit),
- * 18 of a version 7 (after its 48-bit timestamp). Null for other versions, made from a clock, a
- * name or a node's address, or anything whose variant is not RFC 9562's.
+ * A UUID's random bits and the hex digits that carry them: a version 4 has 122 in all its digits
+ * but the version and the variant, a version 7 has 74 after its 48-bit timestamp, and versions 1,
+ * 2, 3, 5 and 6 none (a clock, a name's hash, a node's address), nor the nil UUID. Null for
+ * anything else (version 8, or a variant not RFC 9562's): nothing is known of its bits.
  */
-function randomNibbles(uuid: string): string | null {
+function uuidRandomness(uuid: string): { bits: number; nibbles: string } | null {
   const hex = uuid.replaceAll('-', '');
+  if (/^0+$/.test(hex)) return { bits: 0, nibbles: '' };
   if (!/[89ab]/.test(hex[16]!)) return null;
-  if (hex[12] === '4') return hex.slice(0, 12) + hex.slice(13, 16) + hex.slice(17);
-  if (hex[12] === '7') return hex.slice(13, 16) + hex.slice(17);
+  const version = hex[12]!;
+  if (version === '4') return { bits: 122, nibbles: hex.slice(0, 12) + hex.slice(13, 16) + hex.slice(17) };
+  if (version === '7') return { bits: 74, nibbles: hex.slice(13, 16) + hex.slice(17) };
+  if ('12356'.includes(version)) return { bits: 0, nibbles: '' };
   return null;
 }
 
@@ -307,24 +313,37 @@ function binomialTail(n: number, p: number, from: number, to: number): number {
   return sum;
 }
 
-/** Characters in the longest run whose char codes step by -1, 0 or +1 throughout. */
+/** Constant steps are looked for between neighbours and between every second and third character ("a1b2c3"). */
+const STEP_LAGS = [1, 2, 3];
+
+/**
+ * Characters in the longest run whose char codes step by -1, 0 or +1 throughout, counting every
+ * lag-th character.
+ */
 function longestConstantStep(text: string): number {
   let longest = 1;
-  let run = 1;
-  for (let i = 1; i < text.length; i++) {
-    const step = text.charCodeAt(i) - text.charCodeAt(i - 1);
-    const continues =
-      i >= 2 && Math.abs(step) <= 1 && step === text.charCodeAt(i - 1) - text.charCodeAt(i - 2);
-    run = continues ? run + 1 : Math.abs(step) <= 1 ? 2 : 1;
-    longest = Math.max(longest, run);
+  for (const lag of STEP_LAGS) {
+    for (let offset = 0; offset < lag; offset++) {
+      let run = 1;
+      let previousStep = Number.NaN;
+      for (let i = offset + lag; i < text.length; i += lag) {
+        const step = text.charCodeAt(i) - text.charCodeAt(i - lag);
+        run = Math.abs(step) > 1 ? 1 : step === previousStep ? run + 1 : 2;
+        previousStep = step;
+        longest = Math.max(longest, run);
+      }
+    }
   }
   return longest;
 }
 
-/** The shortest run of constant step that 3 steps × n starts × k^-(L-1) make rarer than FALSE_FAIL. */
+/**
+ * The shortest run of constant step that 3 steps × the lags × n starts × k^-(L-1) make rarer
+ * than FALSE_FAIL.
+ */
 function stepRunLimit(n: number, k: number): number {
   let length = 2;
-  while (3 * n * k ** -(length - 1) >= FALSE_FAIL) length++;
+  while (3 * STEP_LAGS.length * n * k ** -(length - 1) >= FALSE_FAIL) length++;
   return length;
 }
 
