@@ -1,13 +1,22 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import { ConfigError, loadConfig, SECRET_PLACEHOLDER } from '../src/config.js';
-import { runCli } from './support/cli.js';
+import { QSTASH_DEVELOPMENT_KEYS } from '../src/secretStrength.js';
+import { ROOT, runCli, runProcess } from './support/cli.js';
 
 /** What `openssl rand -hex 32` makes. */
 const STRONG = '3f9c1e5a7b2d4c6e8f0a1b3c5d7e9f1a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e';
 /** What `openssl rand -base64 32` makes. */
 const STRONG_BASE64 = 'q7Jz0H+u9XcR2mYtLw4VbN8sKd1eGa5PfQo3Ci6Ux/E=';
 const METRICS = 'Zr41mWq9xTe7LcVb2NsK8uHy';
+/** QStash signing keys as the Upstash console shows them: `sig_` and 28 random base58 characters. */
+const QSTASH_KEYS = {
+  QSTASH_CURRENT_SIGNING_KEY: 'sig_AyJ53ETMCG21Z1MULCXUBurzyan5',
+  QSTASH_NEXT_SIGNING_KEY: 'sig_9fvUqKToYgtuzVurRf64M2GG784A',
+};
+const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+const upstashKey = () => `sig_${Array.from({ length: 28 }, () => BASE58[randomInt(BASE58.length)]).join('')}`;
 const PRODUCTION = {
   NODE_ENV: 'production',
   DATABASE_URL: 'postgres://db.example:5432/app',
@@ -68,7 +77,7 @@ describe('loadConfig', () => {
     ]);
   });
 
-  it('refuses low-entropy secrets of 32 characters or more, saying how to make one', () => {
+  it('refuses repetitive secrets of 32 characters or more, saying how to make one', () => {
     for (const weak of [
       'a'.repeat(32),
       'a'.repeat(24) + 'b'.repeat(24),
@@ -100,7 +109,7 @@ describe('loadConfig', () => {
     );
   });
 
-  it('refuses a METRICS_TOKEN equal to either secret, or of low entropy', () => {
+  it('refuses a METRICS_TOKEN equal to either secret, or guessable', () => {
     expect(refusal({ ...PRODUCTION, METRICS_TOKEN: STRONG })).to.match(
       /^METRICS_TOKEN is the same as CRON_SECRET_KEY/,
     );
@@ -112,7 +121,7 @@ describe('loadConfig', () => {
     );
   });
 
-  it('refuses a STATUS_TOKEN that is short, a secret, the METRICS_TOKEN, or of low entropy', () => {
+  it('refuses a STATUS_TOKEN that is short, a secret, the METRICS_TOKEN, or guessable', () => {
     expect(refusal({ ...PRODUCTION, STATUS_TOKEN: 'short' })).to.match(/^STATUS_TOKEN must be at least 16/);
     expect(refusal({ ...PRODUCTION, STATUS_TOKEN: STRONG })).to.match(
       /^STATUS_TOKEN is the same as CRON_SECRET_KEY: give the status page a token of its own/,
@@ -154,6 +163,195 @@ describe('loadConfig', () => {
   });
 });
 
+/** Random secrets as the README's commands and common generators make them. */
+const GENERATORS: Record<string, () => string> = {
+  'openssl rand -hex 16': () => randomBytes(16).toString('hex'),
+  'openssl rand -hex 32': () => randomBytes(32).toString('hex'),
+  'openssl rand -base64 32': () => randomBytes(32).toString('base64'),
+  'crypto.randomBytes(32) as hex, upper case': () => randomBytes(32).toString('hex').toUpperCase(),
+  'crypto.randomBytes(32) as base64url': () => randomBytes(32).toString('base64url'),
+  'crypto.randomBytes(24) as base64': () => randomBytes(24).toString('base64'),
+  'two UUIDs joined': () => randomUUID() + randomUUID(),
+  'two UUIDs joined by a separator': () => `${randomUUID()}_${randomUUID()}`,
+};
+
+/** Guessable secrets of 32 characters or more that the old entropy estimate let through. */
+const GUESSABLE = [
+  'qwertyuiopasdfghjklzxcvbnm123456',
+  'abcdefghijklmnopqrstuvwxyz012345',
+  '0123456789abcdefghijklmnopqrstuv',
+  'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef',
+  'my-super-secret-cron-key-for-production-2024',
+  'thequickbrownfoxjumpsoverthelazydog',
+  'MySuperSecretCronKeyForProd2024!',
+  'ThisIsMyVeryLongAndSecureSecretKey',
+  'correct-horse-battery-staple-2024',
+];
+
+describe('loadConfig: how guessable a secret is', () => {
+  it('refuses secrets made of patterns or words, naming the variable, what it found and how to make one', () => {
+    for (const name of ['CRON_SECRET_KEY', 'CRON_SECRET_KEY_PREVIOUS']) {
+      for (const weak of GUESSABLE) {
+        const message = refusal({ ...PRODUCTION, [name]: weak });
+        expect(message, weak).to.match(
+          new RegExp(
+            `^${name} is too easy to guess: .*(words|keyboard|sequence|password).*, guessed in about 2\\^\\d+ tries, 2\\^128 needed \\(make one with: openssl rand -hex 32\\)$`,
+          ),
+        );
+        expect(message, weak).not.to.include(weak);
+      }
+    }
+    expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY: GUESSABLE[0] })).to.match(/a common password/);
+    expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY: GUESSABLE[1] })).to.match(/a sequence/);
+    expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY: GUESSABLE[4] })).to.match(/dictionary words/);
+  });
+
+  it('accepts thousands of random secrets from each generator without a single refusal', () => {
+    const refused: string[] = [];
+    for (const [generator, make] of Object.entries(GENERATORS)) {
+      for (let i = 0; i < 1000; i++) {
+        const made = make();
+        try {
+          loadConfig({ ...PRODUCTION, CRON_SECRET_KEY: made, METRICS_TOKEN: make(), STATUS_TOKEN: make() });
+        } catch (error) {
+          refused.push(`${generator}: ${made}: ${(error as Error).message}`);
+        }
+      }
+    }
+    expect(refused).to.deep.equal([]);
+  });
+
+  it('refuses a single UUID as a secret, saying its bits, and takes one as a token', () => {
+    const uuid = randomUUID();
+    expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY: uuid })).to.equal(
+      'CRON_SECRET_KEY is too easy to guess: one UUIDv4 holds about 122 random bits, 128 needed (join two UUIDv4s, or make one with: openssl rand -hex 32)',
+    );
+    expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY_PREVIOUS: uuid.toUpperCase() })).to.match(
+      /^CRON_SECRET_KEY_PREVIOUS is too easy to guess: one UUIDv4 holds about 122 random bits/,
+    );
+    expect(loadConfig({ ...PRODUCTION, METRICS_TOKEN: uuid }).http.metricsToken).to.equal(uuid);
+  });
+
+  it('refuses random secrets of fewer than 128 bits, saying their bits', () => {
+    const digits = Array.from({ length: 36 }, () => randomInt(10)).join('');
+    expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY: digits })).to.equal(
+      'CRON_SECRET_KEY is too easy to guess: 36 characters of 0-9 hold about 119 random bits, 128 needed (make one with: openssl rand -hex 32)',
+    );
+    const v7 = '018f4a6e-7c2b-7d3e-9a1b-5c6d7e8f9a0b';
+    expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY: v7 })).to.match(
+      /^CRON_SECRET_KEY is too easy to guess: one UUIDv7 holds about 74 random bits, 128 needed/,
+    );
+  });
+
+  it('refuses UUIDs made from a clock or a name, which hold no random bits', () => {
+    const v1 = 'c232ab00-9414-11ec-b3c8-9f6bdeced846';
+    expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY: `${v1}${v1.replace('c232', 'c233')}` })).to.match(
+      /^CRON_SECRET_KEY is too easy to guess/,
+    );
+  });
+
+  it('refuses the .env.sample placeholder in any spelling, in every secret and token', () => {
+    const dropped = SECRET_PLACEHOLDER.slice(0, 10) + SECRET_PLACEHOLDER.slice(11);
+    const spellings = [
+      SECRET_PLACEHOLDER.replaceAll('-', '_'),
+      SECRET_PLACEHOLDER.toUpperCase(),
+      SECRET_PLACEHOLDER.replaceAll('-', ''),
+      'Change.Me.To.A.Random.String.Of.At.Least.32.Characters',
+      dropped,
+      `${SECRET_PLACEHOLDER}-prod-2024`,
+      `my-${SECRET_PLACEHOLDER.replaceAll('-', '_')}`,
+      'chnage-me-to-a-randon-strng-of-at-lest-32-charcters',
+      'CHANGEME-CHANGEME-CHANGEME-CHANGEME',
+    ];
+    for (const name of ['CRON_SECRET_KEY', 'CRON_SECRET_KEY_PREVIOUS', 'METRICS_TOKEN', 'STATUS_TOKEN']) {
+      for (const spelling of spellings) {
+        expect(refusal({ ...PRODUCTION, [name]: spelling }), `${name}=${spelling}`).to.equal(
+          `${name} is the .env.sample placeholder or a spelling of it: set a random secret (make one with: openssl rand -hex 32)`,
+        );
+      }
+    }
+  });
+
+  it('refuses guessable tokens and takes a random one of 16 characters', () => {
+    for (const name of ['METRICS_TOKEN', 'STATUS_TOKEN']) {
+      for (const weak of ['mysecrettoken123', 'MetricsToken2024', 'qwertyuiop123456', 'a1b2c3d4e5f6g7h8']) {
+        expect(refusal({ ...PRODUCTION, [name]: weak }), weak).to.match(
+          new RegExp(
+            `^${name} is too easy to guess: .*2\\^64 needed \\(make one with: openssl rand -hex 32\\)$`,
+          ),
+        );
+      }
+    }
+    const token = randomBytes(12).toString('base64');
+    expect(loadConfig({ ...PRODUCTION, STATUS_TOKEN: token }).http.statusToken).to.equal(token);
+  });
+
+  it('takes QStash signing keys as Upstash makes them and refuses the SDK development keys and typed ones', () => {
+    const qstash = { ...PRODUCTION, PUBLIC_URL: 'https://x.example' };
+    for (let i = 0; i < 1000; i++) {
+      const keys = { QSTASH_CURRENT_SIGNING_KEY: upstashKey(), QSTASH_NEXT_SIGNING_KEY: upstashKey() };
+      expect(loadConfig({ ...qstash, ...keys }).http.qstash?.currentSigningKey).to.equal(
+        keys.QSTASH_CURRENT_SIGNING_KEY,
+      );
+    }
+    expect(QSTASH_DEVELOPMENT_KEYS).to.deep.equal([
+      'sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r',
+      'sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs',
+    ]);
+    for (const [name, other] of [
+      ['QSTASH_CURRENT_SIGNING_KEY', 'QSTASH_NEXT_SIGNING_KEY'],
+      ['QSTASH_NEXT_SIGNING_KEY', 'QSTASH_CURRENT_SIGNING_KEY'],
+    ] as const) {
+      for (const development of QSTASH_DEVELOPMENT_KEYS) {
+        expect(refusal({ ...qstash, ...QSTASH_KEYS, [name]: development })).to.equal(
+          `${name} is a development key the QStash SDK publishes: copy the project's own key from the Upstash console (QStash, Signing keys)`,
+        );
+      }
+      for (const typed of ['sig_current_key', 'sig_qstash_key_1', 'qstash-signing-key']) {
+        expect(refusal({ ...qstash, ...QSTASH_KEYS, [name]: typed, [other]: QSTASH_KEYS[other] })).to.match(
+          new RegExp(`^${name} is too easy to guess: .*2\\^64 needed`),
+        );
+      }
+    }
+  });
+
+  it('judges a random secret without loading the guessing model: start-up never pays for it', async () => {
+    const script = `
+      const { loadConfig } = await import(${JSON.stringify(pathToFileURL(`${ROOT}src/config.ts`).href)});
+      const { strengthModelLoaded } = await import(${JSON.stringify(pathToFileURL(`${ROOT}src/secretStrength.ts`).href)});
+      const env = JSON.parse(process.env.TEST_ENV);
+      const seen = [];
+      for (const secret of env.secrets) {
+        loadConfig({ ...env.base, CRON_SECRET_KEY: secret, CRON_SECRET_KEY_PREVIOUS: env.previous, ...env.tokens });
+        seen.push(strengthModelLoaded());
+      }
+      try {
+        loadConfig({ ...env.base, CRON_SECRET_KEY: 'qwertyuiopasdfghjklzxcvbnm123456' });
+      } catch {}
+      seen.push(strengthModelLoaded());
+      console.log(JSON.stringify(seen));
+    `;
+    const env = {
+      base: { ...PRODUCTION, ...QSTASH_KEYS, PUBLIC_URL: 'https://x.example' },
+      secrets: Object.values(GENERATORS).map((make) => make()),
+      previous: randomBytes(32).toString('base64url'),
+      tokens: { METRICS_TOKEN: randomBytes(16).toString('hex'), STATUS_TOKEN: randomUUID() },
+    };
+    const result = await runProcess(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        env: { PATH: process.env.PATH, TEST_ENV: JSON.stringify(env) },
+        cwd: ROOT,
+        timeoutMs: 20_000,
+      },
+    );
+    expect(result.stderr).to.equal('');
+    const loaded = Object.values(GENERATORS).map(() => false);
+    expect(JSON.parse(result.stdout)).to.deep.equal([...loaded, true]);
+  });
+});
+
 describe('taskgate serve in production', () => {
   const cases: [string, Record<string, string | undefined>, RegExp][] = [
     ['no DATABASE_URL', { ...PRODUCTION, DATABASE_URL: undefined }, /DATABASE_URL is required in production/],
@@ -164,6 +362,26 @@ describe('taskgate serve in production', () => {
       /CRON_SECRET_KEY must be at least 32/,
     ],
     ['the placeholder secret', { ...PRODUCTION, CRON_SECRET_KEY: SECRET_PLACEHOLDER }, /placeholder/],
+    [
+      'a guessable CRON_SECRET_KEY',
+      { ...PRODUCTION, CRON_SECRET_KEY: 'my-super-secret-cron-key-for-production-2024' },
+      /^taskgate: CRON_SECRET_KEY is too easy to guess: .*openssl rand -hex 32\)\n$/,
+    ],
+    [
+      'one UUID as CRON_SECRET_KEY',
+      { ...PRODUCTION, CRON_SECRET_KEY: '0b5e9f3c-2a7d-4e1b-8c6f-9d4a3b2e1f07' },
+      /^taskgate: CRON_SECRET_KEY is too easy to guess: one UUIDv4 holds about 122 random bits, 128 needed/,
+    ],
+    [
+      "the QStash SDK's development key",
+      {
+        ...PRODUCTION,
+        ...QSTASH_KEYS,
+        QSTASH_NEXT_SIGNING_KEY: 'sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs',
+        PUBLIC_URL: 'https://x.example',
+      },
+      /^taskgate: QSTASH_NEXT_SIGNING_KEY is a development key the QStash SDK publishes/,
+    ],
   ];
   for (const [what, env, reason] of cases) {
     it(`exits non-zero with a one-line reason when started with ${what}`, async () => {
@@ -220,8 +438,7 @@ describe('loadConfig: the HTTP settings', () => {
       AUTH_FAILURE_LIMIT: '3',
       AUTH_FAILURE_WINDOW_SECONDS: '30',
       ALLOW_GET_TRIGGERS: 'true',
-      QSTASH_CURRENT_SIGNING_KEY: 'sig_current_key',
-      QSTASH_NEXT_SIGNING_KEY: 'sig_next_key',
+      ...QSTASH_KEYS,
       PUBLIC_URL: 'https://tg.example.com/',
     });
     expect(config.http).to.deep.equal({
@@ -234,8 +451,8 @@ describe('loadConfig: the HTTP settings', () => {
       authFailureWindowSeconds: 30,
       allowGetTriggers: true,
       qstash: {
-        currentSigningKey: 'sig_current_key',
-        nextSigningKey: 'sig_next_key',
+        currentSigningKey: QSTASH_KEYS.QSTASH_CURRENT_SIGNING_KEY,
+        nextSigningKey: QSTASH_KEYS.QSTASH_NEXT_SIGNING_KEY,
         publicUrl: 'https://tg.example.com',
       },
     });
@@ -277,16 +494,20 @@ describe('loadConfig: the HTTP settings', () => {
   });
 
   it('wants both QStash signing keys and the public address, and takes Render’s address when PUBLIC_URL is unset', () => {
-    const keys = { QSTASH_CURRENT_SIGNING_KEY: 'sig_current_key', QSTASH_NEXT_SIGNING_KEY: 'sig_next_key' };
+    const keys = QSTASH_KEYS;
     expect(
       refusal({
         ...PRODUCTION,
-        QSTASH_CURRENT_SIGNING_KEY: 'sig_current_key',
+        QSTASH_CURRENT_SIGNING_KEY: keys.QSTASH_CURRENT_SIGNING_KEY,
         PUBLIC_URL: 'https://x.example',
       }),
     ).to.match(/^QSTASH_NEXT_SIGNING_KEY is unset/);
     expect(
-      refusal({ ...PRODUCTION, QSTASH_NEXT_SIGNING_KEY: 'sig_next_key', PUBLIC_URL: 'https://x.example' }),
+      refusal({
+        ...PRODUCTION,
+        QSTASH_NEXT_SIGNING_KEY: keys.QSTASH_NEXT_SIGNING_KEY,
+        PUBLIC_URL: 'https://x.example',
+      }),
     ).to.match(/^QSTASH_CURRENT_SIGNING_KEY is unset/);
     expect(refusal({ ...PRODUCTION, ...keys })).to.match(/^PUBLIC_URL is required with QStash signing keys/);
     expect(
