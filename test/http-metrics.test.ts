@@ -6,7 +6,8 @@ import { Metrics } from '../src/monitoring/metrics.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { buildApp, SECRET, type TestApp } from './support/http.js';
 
-const TOKEN = 'metrics-token-0123456789abcdef';
+/** A METRICS_TOKEN as `openssl rand -hex 16` makes one. */
+const TOKEN = 'b0f7e4ee132ff63e963a5140975a9507';
 
 /** The value of one sample line, e.g. `taskgate_runs_total{task="noop",status="succeeded"}`. */
 function sample(text: string, series: string): number | undefined {

@@ -4,8 +4,9 @@ import request from 'supertest';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { buildApp, SECRET, type TestApp } from './support/http.js';
 
-const CURRENT_KEY = 'sig_current0123456789abcdefghijklmn';
-const NEXT_KEY = 'sig_next0123456789abcdefghijklmnopqr';
+/** Signing keys as the Upstash console shows them: `sig_` and 28 random base58 characters. */
+const CURRENT_KEY = 'sig_AyJ53ETMCG21Z1MULCXUBurzyan5';
+const NEXT_KEY = 'sig_9fvUqKToYgtuzVurRf64M2GG784A';
 const PUBLIC_URL = 'https://taskgate.example.com';
 /** The development keys the QStash SDK ships (and uses when QSTASH_DEV is set): public knowledge. */
 const SDK_DEV_KEY = 'sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r';

@@ -9,7 +9,8 @@ import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { buildApp, PREVIOUS_SECRET, SECRET, type TestApp } from './support/http.js';
 
 const STATUS_TASKS = fileURLToPath(new URL('./fixtures/tasks-status/', import.meta.url));
-const STATUS_TOKEN = 'status-token-5f2a9c0e7b41d3a86e';
+/** A STATUS_TOKEN as `openssl rand -base64 24` makes one. */
+const STATUS_TOKEN = '9wYbtZ77CYKLNdo4ldd4jMCYFDUsEeLT';
 const HTML = 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.8';
 
 /** The Set-Cookie line of the session cookie a response set. */
