@@ -5,6 +5,7 @@ import { Registry, validateTask } from '../src/core/registry.js';
 import { Runner } from '../src/core/runner.js';
 import { migrate } from '../src/db/orm.js';
 import { createLogger, type Logger } from '../src/logger.js';
+import { MAX_BATCH_SIZE, MIN_BATCH_SIZE, nextBatchSize } from '../tasks/_simplejwt/flush.js';
 import flushTask from '../tasks/flushexpiredtokens_daily.js';
 import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
@@ -73,10 +74,18 @@ describe('flushexpiredtokens_daily', () => {
 
   /** Calls the task's own `run` with a context of the test's making. */
   function runTask(
-    options: { batchSize?: number; now?: Date; dryRun?: boolean; signal?: AbortSignal; logger?: Logger } = {},
+    options: {
+      batchSize?: number;
+      /** 0 (here) keeps every batch at batchSize, so that tests can count batches. */
+      batchTargetMs?: number;
+      now?: Date;
+      dryRun?: boolean;
+      signal?: AbortSignal;
+      logger?: Logger;
+    } = {},
   ) {
     return flushTask.run({
-      params: { batchSize: options.batchSize ?? 5_000 },
+      params: { batchSize: options.batchSize ?? 5_000, batchTargetMs: options.batchTargetMs ?? 0 },
       db: db.sql,
       logger: options.logger ?? silent,
       now: options.now ?? CUTOFF,
@@ -185,6 +194,48 @@ describe('flushexpiredtokens_daily', () => {
     expect(result).to.have.property('longestBatchMs').that.is.a('number');
     expect(await tokenIds()).to.deep.equal(live);
     expect(await blacklistedIds()).to.deep.equal(ids.filter((_, i) => i % 2 === 1 && i % 3 === 0));
+  });
+
+  it('sizes each batch to take about batchTargetMs: at most twice the last while batches are quick, smaller at once after a slow one, within bounds', () => {
+    expect(nextBatchSize(5_000, 10, 100)).to.equal(10_000);
+    expect(nextBatchSize(5_000, 40, 100)).to.equal(10_000);
+    expect(nextBatchSize(5_000, 80, 100)).to.equal(6_250);
+    expect(nextBatchSize(5_000, 400, 100)).to.equal(1_250);
+    expect(nextBatchSize(40_000, 1, 100)).to.equal(MAX_BATCH_SIZE);
+    expect(nextBatchSize(200, 10_000, 100)).to.equal(MIN_BATCH_SIZE);
+    expect(nextBatchSize(5_000, 0, 100), 'a batch under a millisecond').to.equal(10_000);
+    expect(nextBatchSize(5_000, 10, 0), 'no target: the size stays').to.equal(5_000);
+  });
+
+  it('grows its batches while they are quick, and deletes the same as fixed batches', async () => {
+    const specs: TokenSpec[] = Array.from({ length: 3_000 }, (_, i) => ({
+      expires: i % 2 === 0 ? '-1 hour' : '1 hour',
+      blacklisted: i % 5 === 0,
+    }));
+    const ids = await insertTokens(specs);
+    const sizes: number[] = [];
+    const logger = createLogger({
+      level: 'debug',
+      pretty: false,
+      destination: {
+        write(line: string) {
+          const entry = JSON.parse(line);
+          if (entry.msg === 'batch committed') sizes.push(entry.size);
+        },
+      },
+    });
+    // A target no batch of these few rows comes near: each batch is twice the last.
+    const result = await runTask({ batchSize: MIN_BATCH_SIZE, batchTargetMs: 1_000, logger });
+    expect(sizes).to.deep.equal([100, 200, 400, 800, 1_600]);
+    expect(result).to.deep.include({
+      deletedOutstanding: 1_500,
+      deletedBlacklisted: ids.filter((_, i) => i % 2 === 0 && i % 5 === 0).length,
+      batches: 5,
+      largestBatchSize: 1_600,
+      complete: true,
+    });
+    expect(await tokenIds()).to.deep.equal(ids.filter((_, i) => i % 2 === 1));
+    expect(await danglingBlacklistRows()).to.equal(0);
   });
 
   it('deletes a blacklist row the application commits while a batch waits for its token', async () => {

@@ -112,8 +112,13 @@ export interface FlushOptions {
   tables: TokenTables;
   /** Tokens with `expires_at <= cutoff` are deleted. */
   cutoff: Date;
-  /** Rows examined per transaction; at most that many tokens are deleted by one. */
+  /**
+   * Rows the first batch examines; a batch deletes at most as many tokens as it examines. With
+   * `batchTargetMs`, each next batch is sized from the last one's pace (nextBatchSize).
+   */
   batchSize: number;
+  /** How long a batch should hold its transaction; 0 (the default here): every batch examines `batchSize` rows. */
+  batchTargetMs?: number;
   signal?: AbortSignal;
   /** Told after each committed batch. */
   onBatch?: (batch: BatchReport) => void;
@@ -123,6 +128,8 @@ export interface FlushOptions {
 
 export interface BatchReport {
   batch: number;
+  /** Rows of the outstanding table this batch examined at most. */
+  size: number;
   /** Upper end of the id range this batch examined. */
   upper: string;
   deletedOutstanding: number;
@@ -138,6 +145,8 @@ export interface FlushResult {
   durationMs: number;
   /** The longest single batch transaction, begin to commit. */
   longestBatchMs: number;
+  /** The most rows one batch examined. */
+  largestBatchSize: number;
   /** Batches rolled back by a deadlock and run again. */
   retries: number;
   /** False when the signal stopped the run between batches; a rerun finishes the job. */
@@ -227,13 +236,29 @@ export async function countExpiredTokens(
   };
 }
 
+/** The most rows a paced batch examines, and the fewest. */
+export const MAX_BATCH_SIZE = 50_000;
+export const MIN_BATCH_SIZE = 100;
+
+/**
+ * The size of the next batch when each should take about `targetMs`: the rows the last one would
+ * have examined in that time at its pace, but at most twice the last size (a cheap stretch of
+ * the table says little about the next one) and within MIN_BATCH_SIZE..MAX_BATCH_SIZE. A slow
+ * batch shrinks the next one at once. `targetMs` 0: the size stays.
+ */
+export function nextBatchSize(size: number, ms: number, targetMs: number): number {
+  if (targetMs <= 0) return size;
+  const paced = Math.floor((size * targetMs) / Math.max(ms, 1));
+  return Math.max(MIN_BATCH_SIZE, Math.min(MAX_BATCH_SIZE, size * 2, paced));
+}
+
 /**
  * Deletes the expired tokens and their blacklist rows batch by batch, each batch a transaction of
  * its own on a pooled connection (none is held between batches). Stops between batches when
  * `signal` is aborted and reports what it did.
  */
 export async function flushExpiredTokens(db: Sql, options: FlushOptions): Promise<FlushResult> {
-  const { tables, cutoff, batchSize, signal, onBatch, onRetry } = options;
+  const { tables, cutoff, batchSize, batchTargetMs = 0, signal, onBatch, onRetry } = options;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new RangeError(`batchSize must be a positive whole number, not ${batchSize}`);
   }
@@ -252,12 +277,14 @@ export async function flushExpiredTokens(db: Sql, options: FlushOptions): Promis
   let batches = 0;
   let retries = 0;
   let longestBatchMs = 0;
+  let largestBatchSize = 0;
+  let size = batchSize;
   while (lower !== null && !signal?.aborted) {
     const from = String(lower);
     let batch: Awaited<ReturnType<typeof runBatch>>;
     for (let attempt = 1; ; attempt++) {
       try {
-        batch = await runBatch(db, statements, { from, batchSize, cutoff: at });
+        batch = await runBatch(db, statements, { from, batchSize: size, cutoff: at });
         break;
       } catch (error) {
         if (!RETRYABLE.has((error as { code?: string }).code ?? '') || attempt >= MAX_ATTEMPTS) throw error;
@@ -273,15 +300,18 @@ export async function flushExpiredTokens(db: Sql, options: FlushOptions): Promis
     deletedOutstanding += batch.tokens;
     deletedBlacklisted += batch.blacklisted;
     longestBatchMs = Math.max(longestBatchMs, batch.ms);
+    largestBatchSize = Math.max(largestBatchSize, size);
     // The next batch starts after this one; none does after the largest possible id.
     lower = BigInt(batch.upper) < MAX_ID ? BigInt(batch.upper) + 1n : null;
     onBatch?.({
       batch: batches,
+      size,
       upper: batch.upper,
       deletedOutstanding: batch.tokens,
       deletedBlacklisted: batch.blacklisted,
       ms: batch.ms,
     });
+    size = nextBatchSize(size, batch.ms, batchTargetMs);
   }
   return {
     cutoff: at,
@@ -290,6 +320,7 @@ export async function flushExpiredTokens(db: Sql, options: FlushOptions): Promis
     batches,
     durationMs: Math.round(performance.now() - started),
     longestBatchMs: Math.round(longestBatchMs),
+    largestBatchSize,
     retries,
     complete: lower === null,
   };
