@@ -176,7 +176,7 @@ const ALPHABETS: readonly Alphabet[] = [
 
 const HEX_LOWER = ALPHABETS[1]!;
 
-export interface GeneratorOutput {
+interface GeneratorOutput {
   /** What the secret is worth if it was drawn at random: length × log2(alphabet), or the UUIDs' random bits. */
   bits: number;
   /** How a refusal describes it: "one UUIDv4 holds", "36 characters of 0-9 hold". */
@@ -193,7 +193,7 @@ export interface GeneratorOutput {
  * many different characters, and how much likelier it is as text a person types than as random
  * output. Null when it does not look random: then only zxcvbn can say what it is worth.
  */
-export function generatorOutput(secret: string): GeneratorOutput | null {
+function generatorOutput(secret: string): GeneratorOutput | null {
   const uuids = uuidParts(secret);
   if (uuids) {
     const random = uuids.map(uuidRandomness);
