@@ -4,7 +4,7 @@ import { signRequest } from '../src/http/signature.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { buildApp, PREVIOUS_SECRET, SECRET, type TestApp } from './support/http.js';
 
-const METRICS_TOKEN = 'metrics-token-for-the-log-test-0123456789';
+const METRICS_TOKEN = 'e5715f69e2cf5d408ba5b3490b5d56fa';
 
 describe('HTTP: log lines', () => {
   let db: TestDatabase;

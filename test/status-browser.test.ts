@@ -12,7 +12,7 @@ import { buildApp, SECRET, type TestApp } from './support/http.js';
 const SUITE = 'status page in a real browser';
 const TASKS = fileURLToPath(new URL('../tasks/', import.meta.url));
 const DOCS = new URL('../docs/', import.meta.url);
-const STATUS_TOKEN = 'status-token-browser-7c1e9a5d03b2f4';
+const STATUS_TOKEN = '77c3f32dda9c0add77bfedb431363a32';
 
 /**
  * The status page as a person sees it: Debian's chromium, headless, driven by playwright-core,
