@@ -69,7 +69,13 @@ describe('cancelling a run on another replica, through PgBouncer in transaction 
        select now(), id from token_blacklist_outstandingtoken where id % 10 = 0`,
     );
 
-    const started = await trigger(running.base, TASK, { batchSize: 100 }, { Prefer: 'respond-async' });
+    // Small fixed batches: the flush is still running when the cancel reaches it.
+    const started = await trigger(
+      running.base,
+      TASK,
+      { batchSize: 100, batchTargetMs: 0 },
+      { Prefer: 'respond-async' },
+    );
     expect(started.status, JSON.stringify(started.body)).to.equal(202);
     const runId = String(started.body.runId);
     // Well into it: some batches committed, most of the work left.
@@ -109,7 +115,7 @@ describe('cancelling a run on another replica, through PgBouncer in transaction 
     const finished = await other.runner.wait(rerunId);
     expect(finished).to.include({ status: 'succeeded', rerunOf: runId, rerunReason: 'after the sale' });
     process.stderr.write(`      the rerun took ${finished.durationMs} ms\n`);
-    expect(finished.params).to.deep.equal({ batchSize: 100 });
+    expect(finished.params).to.deep.equal({ batchSize: 100, batchTargetMs: 0 });
     expect((finished.result as { complete: boolean }).complete).to.equal(true);
     expect(await remaining()).to.equal(0);
     const orphans = await db.sql.query(
