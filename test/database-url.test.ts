@@ -131,6 +131,12 @@ describe('read-only commands against a DATABASE_URL', () => {
           `"${decodeURIComponent(new URL(empty.url).username)}" is not migrated (${migrationsList.length} pending): ` +
           'run `taskgate migrate` (`taskgate serve` migrates at start)\n',
       );
+      const listed = await runCli(['list'], { NODE_ENV: 'production', DATABASE_URL: empty.url });
+      expect(listed.code, 'list lists the tasks without their pauses').to.equal(0);
+      expect(listed.stderr).to.equal(
+        "taskgate: pauses not shown, the database could not be read: taskgate's schema there is not migrated (taskgate migrate)\n",
+      );
+      expect(listed.stdout).to.match(/^flushexpiredtokens_daily /m);
       const schemas = await empty.orm.em
         .getConnection()
         .execute(`select nspname from pg_namespace where nspname = 'taskgate'`);

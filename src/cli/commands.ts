@@ -23,7 +23,10 @@ async function listTasks(): Promise<{ tasks: TaskInfo[]; pausesRead: boolean }> 
   const now = new Date();
   if (config.databaseUrl) {
     // One try, no start-up retry: a listing is not worth waiting a minute for a database.
-    const { Db } = await import('../db/sql.js');
+    const [{ Db }, { pendingMigrations }] = await Promise.all([
+      import('../db/sql.js'),
+      import('../db/migrations/pending.js'),
+    ]);
     const { database } = config;
     const db = new Db({
       url: config.databaseUrl,
@@ -31,17 +34,15 @@ async function listTasks(): Promise<{ tasks: TaskInfo[]; pausesRead: boolean }> 
       queryTimeoutMs: database.queryTimeoutMs,
       connectTimeoutMs: Math.min(database.connectTimeoutMs, 3_000),
     });
-    try {
-      return { tasks: await taskCatalog(registry, db, now), pausesRead: true };
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      const why =
-        code === '42P01' || code === '3F000'
-          ? "taskgate's schema is not migrated there (taskgate migrate)"
-          : error instanceof Error
-            ? error.message
-            : String(error);
+    const pausesNotShown = (why: string) =>
       process.stderr.write(`taskgate: pauses not shown, the database could not be read: ${why}\n`);
+    try {
+      if ((await pendingMigrations(db)).length === 0) {
+        return { tasks: await taskCatalog(registry, db, now), pausesRead: true };
+      }
+      pausesNotShown("taskgate's schema there is not migrated (taskgate migrate)");
+    } catch (error) {
+      pausesNotShown(error instanceof Error ? error.message : String(error));
     } finally {
       await db.close();
     }
