@@ -5,6 +5,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --omit=optional
 COPY tsconfig.json tsconfig.build.json mikro-orm.config.ts ./
+COPY scripts/build.mjs ./scripts/
 COPY src ./src
 COPY tasks ./tasks
 RUN npm run build

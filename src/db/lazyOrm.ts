@@ -10,7 +10,8 @@ const require = createRequire(import.meta.url);
  *
  * `get` is synchronous because `ctx.em` is a property: it requires ./orm.js (an ES module
  * without top-level await, which Node 20.19+ and 22.12+ load with `require`), and the ORM it
- * makes connects on its first query.
+ * makes connects on its first query. The path is written from one folder up so that it holds in
+ * a build too, where this code sits in dist/src/chunks/ and orm.js in dist/src/db/ (scripts/build.mjs).
  */
 export class LazyOrm {
   private orm: MikroORM | undefined;
@@ -34,7 +35,7 @@ export class LazyOrm {
   /** The ORM, made now if it was not (it then connects on its first query): for `ctx.em`. */
   get(): MikroORM {
     if (!this.orm) {
-      const { initORMSync } = require('./orm.js') as typeof import('./orm.js');
+      const { initORMSync } = require('../db/orm.js') as typeof import('./orm.js');
       this.orm = initORMSync(this.url);
     }
     return this.orm;
