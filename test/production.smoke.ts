@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { expect } from 'chai';
+import { loadRegistry } from '../src/core/registry.js';
 import { freePort } from '../src/db/embedded.js';
 import { ROOT, runProcess } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
@@ -235,6 +236,16 @@ describe('the production build', function () {
       expect(result.code, result.stderr).to.equal(0);
       expect(JSON.parse(result.stdout)).to.include({ status: 'succeeded', task: USER_TASK });
       expect(JSON.parse(result.stdout).result.n).to.equal(43);
+
+      // The build bundled exactly the tasks the registry finds in tasks/, and the one added.
+      const list = await runProcess(process.execPath, ['dist/src/cli/main.js', 'list', '--json'], {
+        cwd: appDir,
+        env,
+        timeoutMs: 30_000,
+      });
+      expect(list.code, list.stderr).to.equal(0);
+      const listed = (JSON.parse(list.stdout) as { name: string }[]).map((t) => t.name);
+      expect(listed).to.deep.equal([...(await loadRegistry()).names(), USER_TASK].sort());
     });
 
     it('logs readable lines on a terminal, from the bundle', async () => {
