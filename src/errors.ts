@@ -16,6 +16,8 @@ export const ERROR_CODES = {
   INVALID_JSON: { status: 400, exitCode: 2, expose: true },
   BAD_REQUEST: { status: 400, exitCode: 2, expose: true },
   PAYLOAD_TOO_LARGE: { status: 413, exitCode: 2, expose: true },
+  HEADERS_TOO_LARGE: { status: 431, exitCode: 2, expose: true },
+  REQUEST_TIMEOUT: { status: 408, exitCode: 2, expose: true },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, exitCode: 2, expose: true },
   METHOD_NOT_ALLOWED: { status: 405, exitCode: 2, expose: true },
   TASK_BUSY: { status: 409, exitCode: 75, expose: true },

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import fc from 'fast-check';
+import { applyServerLimits } from '../src/http/serverLimits.js';
 import { signRequest } from '../src/http/signature.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { buildApp, PREVIOUS_SECRET, SECRET, type TestApp } from './support/http.js';
@@ -254,7 +255,8 @@ describe('fuzzing the HTTP face', function () {
       SYNC_WAIT_MS: '100',
       AUTH_FAILURE_LIMIT: '20',
     });
-    server = createServer(app.callback);
+    // The server as `serve` makes it: its limits decide how a malformed request is answered.
+    server = applyServerLimits(createServer(app.callback));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
   });

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { expect } from 'chai';
@@ -7,9 +7,15 @@ import { type Served, startServe } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { HTTP_TASKS_DIR, SECRET } from './support/http.js';
 
-/** A raw connection that records when it was closed. */
-function open(port: number): { socket: Socket; closed: Promise<number>; text: () => string } {
-  const socket = connect(port, '127.0.0.1');
+/**
+ * A raw connection that records when it was closed. `halfOpen`: it goes on sending after the
+ * server's FIN, as an HTTP client still writing its request does.
+ */
+function open(
+  port: number,
+  halfOpen = false,
+): { socket: Socket; closed: Promise<number>; text: () => string } {
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: halfOpen });
   let text = '';
   socket.setEncoding('utf8');
   socket.on('data', (chunk) => {
@@ -61,6 +67,7 @@ describe('the HTTP server limits', () => {
       keepAliveTimeoutMs: 1_000,
       maxConnections: 3,
       checkIntervalMs: 200,
+      lingerMs: 500,
     });
     const headers = open(port);
     const body = open(port);
@@ -81,6 +88,75 @@ describe('the HTTP server limits', () => {
       expect(headersCut).to.be.within(900, 2_500);
       expect(bodyCut).to.be.within(1_900, 3_500);
       expect(headers.text() + body.text()).to.match(/^HTTP\/1\.1 408 /);
+    } finally {
+      clearInterval(trickle);
+    }
+  });
+
+  it('answer headers over 16 KiB with 431 in the error model, and read the rest the client sends before closing, so it is not reset', async () => {
+    await listen({ ...SERVER_LIMITS, lingerMs: 1_500 });
+    const client = open(port, true);
+    let failed: Error | undefined;
+    client.socket.on('error', (error) => {
+      failed = error;
+    });
+    client.socket.write(`POST /cron/x HTTP/1.1\r\nHost: x\r\nX-Huge: ${'h'.repeat(20_000)}\r\n`);
+    await delay(300);
+    // The answer is there while the client is still sending its headers and its body.
+    const answer = client.text();
+    expect(answer).to.match(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    expect(answer).to.include('Connection: close');
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).to.deep.equal({
+      status: 'error',
+      code: 'HEADERS_TOO_LARGE',
+      message: 'the request line and headers are larger than 16 KiB',
+    });
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve, reject) =>
+        client.socket.write(`X-More: ${'m'.repeat(10_000)}\r\n`, (error) =>
+          error ? reject(error) : resolve(),
+        ),
+      );
+      await delay(50);
+    }
+    client.socket.end('\r\n');
+    const closed = await Promise.race([client.closed, delay(3_000).then(() => -1)]);
+    expect(closed, 'closed once the client ended').to.be.above(0);
+    expect(failed, 'no reset, no broken pipe').to.equal(undefined);
+  });
+
+  it('answer a HEAD with headers over 16 KiB with 431 and no body, as HEAD answers have', async () => {
+    await listen();
+    const status = await new Promise<number>((resolve, reject) =>
+      httpRequest(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'HEAD',
+          path: '/cron/x',
+          headers: { 'X-Huge': 'h'.repeat(20_000) },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      )
+        .on('error', reject)
+        .end(),
+    );
+    expect(status).to.equal(431);
+  });
+
+  it('answer bytes that are not HTTP with 400 BAD_REQUEST, and cut a client that goes on sending after the linger time', async () => {
+    await listen({ ...SERVER_LIMITS, lingerMs: 400 });
+    const client = open(port, true);
+    client.socket.write('NOT HTTP AT ALL\r\n\r\n');
+    const trickle = setInterval(() => client.socket.writable && client.socket.write('x'), 50);
+    try {
+      const closed = await Promise.race([client.closed, delay(3_000).then(() => -1)]);
+      expect(closed).to.be.within(300, 1_500);
+      expect(client.text()).to.match(/^HTTP\/1\.1 400 Bad Request\r\n/);
+      expect(client.text()).to.include('"code":"BAD_REQUEST"');
     } finally {
       clearInterval(trickle);
     }
