@@ -13,7 +13,14 @@ import { createTestDatabase, type TestDatabase } from './support/database.js';
 const read = (file: string) => readFile(path.join(ROOT, file), 'utf8');
 const START = 'node dist/src/cli/main.js serve';
 /** Read by the test suite and the benchmarks, never by taskgate itself. */
-const NOT_TASKGATE = new Set(['TEST_DATABASE_URL', 'BENCH_DATABASE_URL', 'BENCH_CLI', 'UPDATE_SCREENSHOT']);
+/** Variables the README names that are not taskgate's configuration: the tests', benchmarks' and Node's own. */
+const NOT_TASKGATE = new Set([
+  'TEST_DATABASE_URL',
+  'BENCH_DATABASE_URL',
+  'BENCH_CLI',
+  'UPDATE_SCREENSHOT',
+  'NODE_DISABLE_COMPILE_CACHE',
+]);
 
 /** The variables tasks declare as their own settings (the flush's table names). */
 const TASK_VARIABLES = (await loadRegistry())
