@@ -1,5 +1,7 @@
+import path from 'node:path';
 import { z } from 'zod';
 import { TaskgateError } from './errors.js';
+import { loadProject, type Project } from './projectFile.js';
 
 import {
   HOW_TO_MAKE_ONE,
@@ -108,6 +110,7 @@ const schema = z.object({
   DATABASE_CONNECT_TIMEOUT_MS: integer(5_000, 100, 600_000),
   DATABASE_STARTUP_TIMEOUT_MS: integer(60_000, 0, 3_600_000),
   RUN_LEASE_MS: integer(30_000, 1_000, 3_600_000),
+  TASKGATE_CONFIG: optionalText,
   TASKS_DIR: optionalText,
   ALERT_WEBHOOK_URL: httpUrl,
   OVERDUE_CHECK_INTERVAL_MS: integer(300_000, 0, 86_400_000),
@@ -138,8 +141,11 @@ export interface Config {
   host: string;
   logLevel: string;
   shutdownGraceMs: number;
-  /** The folder of task modules; unset means taskgate's own `tasks/`. */
-  tasksDir: string | undefined;
+  /**
+   * The project: its taskgate.config.json (TASKGATE_CONFIG, or the working folder's), the built-in
+   * tasks it chooses, and its own tasks folder (TASKS_DIR when set).
+   */
+  project: Project;
   /**
    * The environment as it was read, for the tasks' own settings (`settings` in a task's
    * definition), which are checked when the tasks load.
@@ -301,6 +307,8 @@ export interface LoadConfigOptions {
    * commands that never use the secret (list, runs, status, doctor, ...) need none.
    */
   requireSecret?: boolean;
+  /** Where a relative TASKGATE_CONFIG or TASKS_DIR, and the project's config file, are found. */
+  cwd?: string;
 }
 
 /**
@@ -341,6 +349,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
   }
   checkSecrets(vars);
   const qstash = qstashConfig(vars);
+  const cwd = options.cwd ?? process.cwd();
+  const project = loadProject({ configPath: vars.TASKGATE_CONFIG, cwd });
+  if (vars.TASKS_DIR) project.tasksDir = path.resolve(cwd, vars.TASKS_DIR);
 
   let secretGenerated = false;
   let current = vars.CRON_SECRET_KEY;
@@ -358,7 +369,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
     host: vars.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
     logLevel: vars.LOG_LEVEL ?? options.defaultLogLevel ?? 'info',
     shutdownGraceMs: vars.SHUTDOWN_GRACE_MS,
-    tasksDir: vars.TASKS_DIR,
+    project,
     environment: Object.freeze({ ...env }),
     database: {
       poolMax: vars.DATABASE_POOL_MAX,

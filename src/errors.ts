@@ -36,6 +36,10 @@ export const ERROR_CODES = {
   /** A setting in the environment is missing or wrong (the message names the variable). */
   CONFIG_INVALID: { status: 500, exitCode: 1, expose: false },
   INTERNAL: { status: 500, exitCode: 1, expose: false },
+  /** `taskgate build`: a type error (the message names each file and line) or a task that does not load. */
+  BUILD_FAILED: { status: 500, exitCode: 1, expose: false },
+  /** `taskgate init` would overwrite files that exist (the message lists them). */
+  INIT_CONFLICT: { status: 409, exitCode: 2, expose: true },
   /** The CLI's trigger gave up on a remote taskgate that never answered (taskgate itself never sends it). */
   UNREACHABLE: { status: 502, exitCode: 1, expose: true },
 } as const satisfies Record<string, { status: number; exitCode: number; expose: boolean }>;

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Config } from './config.js';
-import { loadRegistry, type Registry } from './core/registry.js';
+import { loadConfiguredTasks, type Registry } from './core/registry.js';
 import { type RunListener, Runner } from './core/runner.js';
 import { describeDatabase, permanentConnectionError } from './db/connect.js';
 import { type EmbeddedDatabase, startEmbeddedDatabase } from './db/embedded.js';
@@ -182,14 +182,14 @@ export interface Core {
 export async function openServices(
   config: Config,
   logger: Logger,
-  options: { listeners?: (core: Core) => RunListener[]; tasksDir?: string; migrate?: boolean } = {},
+  options: { listeners?: (core: Core) => RunListener[]; migrate?: boolean } = {},
 ): Promise<Services> {
   // The tasks load while the database connects and its migrations are checked.
   const opening = openDatabase(config, logger, { migrate: options.migrate });
   opening.catch(() => undefined); // awaited below; marked handled while the tasks load
   let registry: Registry;
   try {
-    registry = await loadRegistry(options.tasksDir ?? config.tasksDir, config.environment);
+    registry = await loadConfiguredTasks(config);
   } catch (error) {
     // A malformed task stops start-up at once; the database is closed once it has opened.
     opening.then((database) => database.close()).catch(() => undefined);

@@ -11,7 +11,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { z } from 'zod';
 import type { Sql, SqlClient } from './db/sql.js';
-import type { Logger } from './logger.js';
 
 /** One finding of `taskgate doctor`, printed as one line. */
 export interface CheckResult {
@@ -26,6 +25,24 @@ export interface CheckContext<Settings = Record<string, unknown>> {
   db: SqlClient;
   /** The task's own settings, as in a run. */
   settings: Settings;
+}
+
+/** One logging method: fields, a message, or fields and a message (pino's API). */
+export interface LogMethod {
+  (fields: object, message?: string): void;
+  (message: string): void;
+}
+
+/** The run's logger: pino's, bound to `{task, runId}`; its lines go wherever taskgate logs. */
+export interface TaskLogger {
+  fatal: LogMethod;
+  error: LogMethod;
+  warn: LogMethod;
+  info: LogMethod;
+  debug: LogMethod;
+  trace: LogMethod;
+  /** A logger whose lines also carry `bindings`. */
+  child(bindings: Record<string, unknown>): TaskLogger;
 }
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json | undefined };
@@ -45,7 +62,7 @@ export interface TaskContext<Params, Settings = Record<string, unknown>> {
    */
   em?: EntityManager;
   /** A child logger bound to `{task, runId}`. */
-  logger: Logger;
+  logger: TaskLogger;
   /** The run's clock reading, taken once from the database when the run started. */
   now: Date;
   /** Fires on the task's timeout and on shutdown: stop between units of work and return or throw. */

@@ -77,7 +77,9 @@ describe('render.yaml, the Dockerfile, docker-compose.yml and the README agree w
     expect(blueprint.startCommand).to.equal(START);
     expect(JSON.parse(dockerfile.match(/^CMD (\[.*\])$/m)![1]!)).to.deep.equal(START.split(' '));
     expect(pkg.scripts['start:prod']).to.equal(`exec ${START}`);
-    expect(pkg.bin.taskgate).to.equal('dist/src/cli/main.js');
+    // The bin runs that same file where there is no src/ (the package, the image).
+    expect(pkg.bin.taskgate).to.equal('bin/taskgate.js');
+    expect(await read('bin/taskgate.js')).to.include("import('../dist/src/cli/main.js')");
     expect(readme).to.include(START);
   });
 

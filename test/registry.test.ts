@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { DEFAULT_TASKS_DIR, loadRegistry } from '../src/core/registry.js';
+import { BUILTIN_TASKS_DIR, loadRegistry } from '../src/core/registry.js';
 import { TaskgateError } from '../src/errors.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}/`, import.meta.url));
@@ -18,8 +18,8 @@ async function loadError(dir: string): Promise<TaskgateError> {
 
 describe('task registry', () => {
   it('registers every module of tasks/, each under its file name, and no helper module (_name)', async () => {
-    const files = (await readdir(DEFAULT_TASKS_DIR)).filter((f) => f.endsWith('.ts') && !f.startsWith('_'));
-    expect(await readdir(DEFAULT_TASKS_DIR)).to.include('_simplejwt');
+    const files = (await readdir(BUILTIN_TASKS_DIR)).filter((f) => f.endsWith('.ts') && !f.startsWith('_'));
+    expect(await readdir(BUILTIN_TASKS_DIR)).to.include('_simplejwt');
     const registry = await loadRegistry();
     expect(files).to.not.be.empty;
     expect(registry.names()).to.deep.equal(files.map((f) => f.replace(/\.ts$/, '')).sort());

@@ -61,7 +61,7 @@ describe('npm start', function () {
     // As root, the embedded PostgreSQL runs as `postgres`, which must reach the data folder.
     await chmod(folder, 0o755);
     await copyFile(path.join(ROOT, 'package.json'), path.join(folder, 'package.json'));
-    for (const name of ['src', 'tasks', 'node_modules'])
+    for (const name of ['src', 'tasks', 'node_modules', 'taskgate.config.json'])
       await symlink(path.join(ROOT, name), path.join(folder, name));
   });
   let started: Started | undefined;

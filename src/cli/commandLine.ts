@@ -4,6 +4,7 @@ import { registerTaskCommands } from './commands.js';
 import { registerControlCommands } from './control.js';
 import { registerDoctorCommand } from './doctor.js';
 import { EXIT } from './exit.js';
+import { registerProjectCommands } from './project.js';
 import { registerStatusCommand } from './status.js';
 import { registerTriggerCommand } from './trigger.js';
 import { registerWorkflowCommand } from './workflow.js';
@@ -37,5 +38,6 @@ export function commandLine(argv: string[]): Argv {
   registerStatusCommand(cli);
   registerControlCommands(cli);
   registerDoctorCommand(cli);
+  registerProjectCommands(cli);
   return cli;
 }

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { type TaskInfo, taskCatalog } from '../core/catalog.js';
-import { loadRegistry } from '../core/registry.js';
+import { loadConfiguredTasks } from '../core/registry.js';
 import { listRuns, RUN_STATUSES } from '../core/runs.js';
 import { bootstrap, withServices } from './context.js';
 import { showRun } from './control.js';
@@ -19,7 +19,7 @@ const pausedUntil = (until: string | null) => (until ? `PAUSED until ${until}` :
  */
 async function listTasks(): Promise<{ tasks: TaskInfo[]; pausesRead: boolean }> {
   const { config } = bootstrap();
-  const registry = await loadRegistry(config.tasksDir, config.environment);
+  const registry = await loadConfiguredTasks(config);
   const now = new Date();
   if (config.databaseUrl) {
     // One try, no start-up retry: a listing is not worth waiting a minute for a database.
@@ -155,7 +155,7 @@ export function registerTaskCommands(cli: Argv): Argv {
       async (argv) => {
         const { config, logger } = bootstrap();
         const { openDatabase } = await import('../service.js');
-        const registry = await loadRegistry(config.tasksDir, config.environment);
+        const registry = await loadConfiguredTasks(config);
         const database = await openDatabase(config, logger, { migrate: true, registry });
         try {
           const executed = await (await database.orm.ready()).getMigrator().getExecutedMigrations();

@@ -1,7 +1,6 @@
 import type { Argv } from 'yargs';
-import { loadRegistry } from '../core/registry.js';
+import { loadConfiguredTasks } from '../core/registry.js';
 import type { CheckResult, DoctorInput } from '../monitoring/doctor.js';
-import { WORKFLOW_PATH } from '../scheduling/workflow.js';
 import type { Database } from '../service.js';
 import { bootstrap } from './context.js';
 import { EXIT } from './exit.js';
@@ -17,7 +16,7 @@ export function registerDoctorCommand(cli: Argv): Argv {
       const { config, logger } = bootstrap();
       const { runDoctor } = await import('../monitoring/doctor.js');
       const { openDatabase } = await import('../service.js');
-      const registry = await loadRegistry(config.tasksDir, config.environment);
+      const registry = await loadConfiguredTasks(config);
       let database: Database | undefined;
       let opened: DoctorInput['database'];
       try {
@@ -28,7 +27,12 @@ export function registerDoctorCommand(cli: Argv): Argv {
       }
       let checks: CheckResult[];
       try {
-        checks = await runDoctor({ config, registry, database: opened, workflowFile: WORKFLOW_PATH });
+        checks = await runDoctor({
+          config,
+          registry,
+          database: opened,
+          workflowFile: config.project.workflowFile,
+        });
       } finally {
         await database?.close();
       }

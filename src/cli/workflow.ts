@@ -1,8 +1,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { loadRegistry } from '../core/registry.js';
-import { generateWorkflow, WORKFLOW_PATH } from '../scheduling/workflow.js';
+import { loadConfiguredTasks } from '../core/registry.js';
+import { compareWorkflow, generateWorkflow, staleReason } from '../scheduling/workflow.js';
 import { bootstrap } from './context.js';
 import { EXIT } from './exit.js';
 
@@ -18,16 +18,20 @@ export function registerWorkflowCommand(cli: Argv): Argv {
           describe: 'exit 1 with a diff when the committed workflow is not what the tasks need',
         })
         .option('write', { type: 'boolean', describe: 'write the workflow to --file' })
-        .option('file', { type: 'string', default: WORKFLOW_PATH, describe: 'the committed workflow' })
+        .option('file', {
+          type: 'string',
+          describe: "the committed workflow (default: the project's, .github/workflows/taskgate.yml)",
+        })
         .conflicts('check', 'write'),
     async (argv) => {
       const { config } = bootstrap();
-      const expected = generateWorkflow((await loadRegistry(config.tasksDir, config.environment)).list());
-      const file = path.resolve(argv.file);
+      const expected = generateWorkflow((await loadConfiguredTasks(config)).list());
+      const file = argv.file ? path.resolve(argv.file) : config.project.workflowFile;
+      const shown = path.relative(process.cwd(), file) || file;
       if (argv.write) {
         await mkdir(path.dirname(file), { recursive: true });
         await writeFile(file, expected);
-        process.stdout.write(`wrote ${argv.file}\n`);
+        process.stdout.write(`wrote ${shown}\n`);
         return;
       }
       if (!argv.check) {
@@ -38,24 +42,21 @@ export function registerWorkflowCommand(cli: Argv): Argv {
         if (error.code === 'ENOENT') return null;
         throw error;
       });
-      if (committed === expected) {
-        process.stdout.write(`${argv.file} is up to date\n`);
+      const compared = compareWorkflow(committed, expected);
+      if (compared.state === 'current') {
+        process.stdout.write(`${shown} is up to date\n`);
         return;
       }
       // Loaded here: only a workflow out of date needs a diff.
       const { createTwoFilesPatch } = await import('diff');
       process.stdout.write(
         committed === null
-          ? `${argv.file} does not exist.\n`
-          : createTwoFilesPatch(
-              `${argv.file} (committed)`,
-              `${argv.file} (from tasks/)`,
-              committed,
-              expected,
-            ),
+          ? `${shown} does not exist.\n`
+          : createTwoFilesPatch(`${shown} (committed)`, `${shown} (from the tasks)`, committed, expected),
       );
+      const why = compared.state === 'stale' ? staleReason(compared) : 'does not exist';
       process.stderr.write(
-        `taskgate: ${argv.file} is out of date with tasks/: run \`npm run -s taskgate -- workflow --write\` and commit it\n`,
+        `taskgate: ${shown} ${why}: run \`npx taskgate workflow --write\` and commit it\n`,
       );
       process.exitCode = EXIT.failed;
     },

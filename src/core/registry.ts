@@ -1,14 +1,21 @@
+import { existsSync, realpathSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { ConfigError } from '../config.js';
+import { type Config, ConfigError } from '../config.js';
 import { TaskgateError } from '../errors.js';
+import type { Project, TaskOverrides } from '../projectFile.js';
 import type { AnyTask } from '../task.js';
 import { Schedule } from './schedule.js';
+import { moduleFile, prepareTaskSources } from './taskSource.js';
 
-/** `tasks/` beside `src/`, both in a clone (tsx) and in `dist/` (compiled). */
-export const DEFAULT_TASKS_DIR = fileURLToPath(new URL('../../tasks/', import.meta.url));
+/**
+ * taskgate's built-in tasks: `tasks/` beside `src/` in a clone (tsx), `dist/tasks/` in the package
+ * (compiled: this module's chunk sits two folders below dist/ too). A project chooses which of them
+ * run in its taskgate.config.json.
+ */
+export const BUILTIN_TASKS_DIR = fileURLToPath(new URL('../../tasks/', import.meta.url));
 
 export const TASK_NAME = /^[a-z0-9_]+$/;
 
@@ -58,7 +65,15 @@ function isTaskModule(file: string): boolean {
 }
 
 function invalid(file: string, problem: string): TaskgateError {
-  return new TaskgateError('INVALID_TASK', `tasks/${file}: ${problem}`, { file });
+  return new TaskgateError('INVALID_TASK', `${file.includes('/') ? file : `tasks/${file}`}: ${problem}`, {
+    file,
+  });
+}
+
+/** Where a project's overrides of a task come from, for the messages that name them. */
+export interface Overrides extends TaskOverrides {
+  /** `taskgate.config.json`, as it is shown in messages. */
+  from: string;
 }
 
 /** Checks one module's export against the task contract; throws naming the file. */
@@ -66,6 +81,7 @@ export function validateTask(
   file: string,
   exported: unknown,
   env: Readonly<Record<string, string | undefined>> = {},
+  overrides?: Overrides,
 ): RegisteredTask {
   const task = exported as Partial<AnyTask> | undefined;
   const expected = path.basename(file).replace(/\.[^.]+$/, '');
@@ -111,21 +127,56 @@ export function validateTask(
   if (task.graceMs !== undefined && !(Number.isInteger(task.graceMs) && task.graceMs > 0)) {
     throw invalid(file, 'graceMs must be a positive integer');
   }
+  const expression = overrides?.schedule !== undefined ? overrides.schedule : task.schedule;
   let schedule: Schedule | null = null;
-  if (task.schedule !== null && task.schedule !== undefined) {
+  if (expression !== null && expression !== undefined) {
     try {
-      schedule = new Schedule(task.schedule);
+      schedule = new Schedule(expression);
     } catch (error) {
+      if (overrides?.schedule) {
+        throw overridden(overrides, task.name, 'schedule', (error as Error).message);
+      }
       throw invalid(file, `schedule ${(error as Error).message}`);
     }
   }
   return {
     definition: task as AnyTask,
-    params: task.params.strict(),
+    params: withDefaults(task as AnyTask, task.params.strict(), overrides),
     schedule,
-    settings: readSettings(task as AnyTask, env),
+    settings: readSettings(task as AnyTask, { ...overrides?.settings, ...env }),
     file,
   };
+}
+
+function overridden(overrides: Overrides, task: string, key: string, problem: string): ConfigError {
+  return new ConfigError(`${overrides.from}: tasks.${task}.${key} ${problem}`);
+}
+
+/**
+ * The params schema with the project's defaults in place of the task's own: a request's params
+ * still win, and `taskgate list` and GET /cron show the defaults that apply here.
+ */
+function withDefaults(task: AnyTask, params: z.ZodObject, overrides: Overrides | undefined): z.ZodObject {
+  const defaults = overrides?.params;
+  if (!defaults || Object.keys(defaults).length === 0) return params;
+  const shape: Record<string, z.ZodType> = {};
+  for (const [key, value] of Object.entries(defaults)) {
+    const field = params.shape[key] as z.ZodType | undefined;
+    if (!field) {
+      throw overridden(
+        overrides,
+        task.name,
+        `params.${key}`,
+        `is not a parameter of the task (it has: ${Object.keys(params.shape).join(', ') || 'none'})`,
+      );
+    }
+    const parsed = field.safeParse(value);
+    if (!parsed.success) {
+      throw overridden(overrides, task.name, `params.${key}`, parsed.error.issues[0]!.message);
+    }
+    shape[key] = field.default(parsed.data as never);
+  }
+  return params.extend(shape);
 }
 
 /** The task's settings from the environment; a bad one is a configuration error naming the variable. */
@@ -139,26 +190,125 @@ function readSettings(task: AnyTask, env: Readonly<Record<string, string | undef
   );
 }
 
+/** The module files of a folder of tasks, sorted. */
+async function taskModules(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter(isTaskModule).sort();
+}
+
+async function importTask(
+  dir: string,
+  file: string,
+  env: Readonly<Record<string, string | undefined>>,
+  overrides?: Overrides,
+  label = file,
+  root?: string,
+): Promise<RegisteredTask> {
+  let module: Record<string, unknown>;
+  const source = path.join(dir, file);
+  try {
+    module = await import(pathToFileURL(root ? moduleFile(root, source) : source).href);
+  } catch (error) {
+    throw invalid(label, `cannot be loaded: ${(error as Error).message}`);
+  }
+  return validateTask(label, module.default, env, overrides);
+}
+
 /** Imports every task module of a folder. A malformed or duplicate task stops start-up. */
 export async function loadRegistry(
-  dir: string = DEFAULT_TASKS_DIR,
+  dir: string = BUILTIN_TASKS_DIR,
   env: Readonly<Record<string, string | undefined>> = {},
 ): Promise<Registry> {
-  const files = (await readdir(dir)).filter(isTaskModule).sort();
   const tasks: RegisteredTask[] = [];
   const seen = new Map<string, string>();
-  for (const file of files) {
-    let module: Record<string, unknown>;
-    try {
-      module = await import(pathToFileURL(path.join(dir, file)).href);
-    } catch (error) {
-      throw invalid(file, `cannot be loaded: ${(error as Error).message}`);
-    }
-    const registered = validateTask(file, module.default, env);
+  for (const file of await taskModules(dir)) {
+    const registered = await importTask(dir, file, env);
     const other = seen.get(registered.definition.name);
     if (other) throw invalid(file, `duplicates task "${registered.definition.name}" of tasks/${other}`);
     seen.set(registered.definition.name, file);
     tasks.push(registered);
   }
   return new Registry(tasks);
+}
+
+/** The names of taskgate's built-in tasks, whether a project chose them or not. */
+export async function builtinTaskNames(): Promise<string[]> {
+  return (await taskModules(BUILTIN_TASKS_DIR)).map((file) => file.replace(/\.[^.]+$/, ''));
+}
+
+const samePath = (a: string, b: string) => {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * A project's tasks: the built-in tasks its config chooses and every module of its own tasks
+ * folder, with the config's overrides applied. A built-in task it does not choose is not
+ * registered. (In taskgate's own repository the tasks folder is the built-in one: there the
+ * config alone decides.)
+ */
+export async function loadProjectTasks(
+  project: Project,
+  env: Readonly<Record<string, string | undefined>> = {},
+  options: { production?: boolean } = {},
+): Promise<Registry> {
+  const from = project.file ? path.relative(process.cwd(), project.file) || project.file : '';
+  const overridesOf = (name: string): Overrides | undefined =>
+    project.tasks[name] ? { ...project.tasks[name], from } : undefined;
+  const own =
+    existsSync(project.tasksDir) && !samePath(project.tasksDir, BUILTIN_TASKS_DIR)
+      ? await taskModules(project.tasksDir)
+      : [];
+  const shownDir = path.relative(process.cwd(), project.tasksDir) || '.';
+  if (own.length > 0) {
+    prepareTaskSources({
+      root: project.root,
+      tasksDir: project.tasksDir,
+      production: options.production ?? false,
+    });
+  }
+  const tasks: RegisteredTask[] = [];
+  const seen = new Map<string, string>();
+  for (const file of own) {
+    const label = `${shownDir}/${file}`;
+    const name = file.replace(/\.[^.]+$/, '');
+    const registered = await importTask(project.tasksDir, file, env, overridesOf(name), label, project.root);
+    const other = seen.get(registered.definition.name);
+    if (other) throw invalid(label, `duplicates task "${registered.definition.name}" of ${other}`);
+    seen.set(registered.definition.name, label);
+    tasks.push(registered);
+  }
+  const builtins = await taskModules(BUILTIN_TASKS_DIR);
+  const builtinFile = new Map(builtins.map((file) => [file.replace(/\.[^.]+$/, ''), file]));
+  for (const name of Object.keys(project.tasks).sort()) {
+    if (seen.has(name)) {
+      if (builtinFile.has(name)) {
+        throw invalid(
+          seen.get(name)!,
+          `has the name of taskgate's built-in task "${name}", which ${from} chooses: rename one of them`,
+        );
+      }
+      continue;
+    }
+    const file = builtinFile.get(name);
+    if (!file) {
+      throw new ConfigError(
+        `${from}: tasks.${name} is neither a built-in task nor a module in ${shownDir}/ ` +
+          `(built-in tasks: ${[...builtinFile.keys()].join(', ')})`,
+      );
+    }
+    const registered = await importTask(BUILTIN_TASKS_DIR, file, env, overridesOf(name));
+    seen.set(name, file);
+    tasks.push(registered);
+  }
+  return new Registry(tasks);
+}
+
+/** The tasks a configuration names: its project's (src/projectFile.ts), with its environment. */
+export function loadConfiguredTasks(
+  config: Pick<Config, 'project' | 'environment' | 'env'>,
+): Promise<Registry> {
+  return loadProjectTasks(config.project, config.environment, { production: config.env === 'production' });
 }

@@ -3,13 +3,14 @@
  * and without writing anything. Each check gives one verdict; any `fail` makes the command exit 1.
  */
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Registry } from '../core/registry.js';
 import { describeDatabase } from '../db/connect.js';
 import { pendingMigrations } from '../db/migrations/pending.js';
 import { throughTransactionPooler } from '../db/pooler.js';
 import type { Db } from '../db/sql.js';
-import { generateWorkflow } from '../scheduling/workflow.js';
+import { compareWorkflow, generateWorkflow, staleReason } from '../scheduling/workflow.js';
 import type { CheckResult } from '../task.js';
 
 export type { CheckResult };
@@ -19,7 +20,7 @@ export interface DoctorInput {
   registry: Registry;
   /** The open database, or why it could not be opened. */
   database: { db: Db; url: string } | { error: Error };
-  /** The committed scheduler workflow (relative to the working folder). */
+  /** The committed scheduler workflow. */
   workflowFile: string;
 }
 
@@ -147,19 +148,21 @@ function secretCheck(config: Config): CheckResult {
 }
 
 async function workflowCheck(registry: Registry, file: string): Promise<CheckResult> {
+  const shown = path.relative(process.cwd(), file) || file;
   const committed = await readFile(file, 'utf8').catch(() => null);
-  if (committed === null) {
+  const compared = compareWorkflow(committed, generateWorkflow(registry.list()));
+  if (compared.state === 'missing') {
     return {
       name: 'workflow',
       verdict: 'skip',
-      message: `no ${file} here: run doctor in the repository to compare the scheduler workflow with the tasks`,
+      message: `no ${shown}: with GitHub Actions as the scheduler, run \`taskgate workflow --write\` and commit it`,
     };
   }
-  return committed === generateWorkflow(registry.list())
-    ? { name: 'workflow', verdict: 'ok', message: `${file} schedules every task as tasks/ says` }
+  return compared.state === 'current'
+    ? { name: 'workflow', verdict: 'ok', message: `${shown} schedules every task as the project says` }
     : {
         name: 'workflow',
         verdict: 'fail',
-        message: `${file} does not match tasks/: run \`taskgate workflow --write\` and commit it`,
+        message: `${shown} ${staleReason(compared)}: run \`taskgate workflow --write\` and commit it`,
       };
 }

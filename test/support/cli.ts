@@ -26,6 +26,18 @@ export const WORKDIR = (() => {
   return folder;
 })();
 
+/** This repository's taskgate.config.json: it chooses every built-in task. */
+export const PROJECT_CONFIG = path.join(ROOT, 'taskgate.config.json');
+
+/**
+ * The environment of a spawned taskgate: only what the test gives, plus the repository's config
+ * (every built-in task) unless the test names a tasks folder of its own (then only its tasks).
+ */
+export function childEnv(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  const project = env.TASKS_DIR || env.TASKGATE_CONFIG ? {} : { TASKGATE_CONFIG: PROJECT_CONFIG };
+  return { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', ...project, ...env };
+}
+
 export interface CliResult {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -66,7 +78,7 @@ export function runCli(
 ): Promise<CliResult> {
   return runProcess(process.execPath, ['--import', 'tsx', CLI, ...args], {
     cwd: WORKDIR,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', ...env },
+    env: childEnv(env),
     timeoutMs,
   });
 }
@@ -85,15 +97,7 @@ export async function startServe(env: Record<string, string>): Promise<Served> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve'], {
     cwd: WORKDIR,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      NODE_ENV: 'test',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      LOG_LEVEL: 'info',
-      ...env,
-    },
+    env: childEnv({ HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
