@@ -74,60 +74,140 @@ const flag = (fallback: boolean) =>
 
 /** `HEARTBEAT_URL_<TASK>`: one dead-man's-switch ping URL per task, the task name in capitals. */
 export const HEARTBEAT_PREFIX = 'HEARTBEAT_URL_';
+export const HEARTBEAT_DESCRIPTION =
+  "a [dead-man's switch](operating.md#heartbeats)'s ping URL for one task, its name in capitals: `/start` when a run starts, the URL on success, `/fail` on failure";
 
-const schema = z.object({
-  NODE_ENV: optionalText.pipe(z.enum(['development', 'production', 'test']).optional()),
-  DATABASE_URL: optionalText.pipe(
-    z
-      .string()
-      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
-      .optional(),
+/**
+ * Every variable taskgate reads by name, each with what it means (`.describe`, or `.meta` with the
+ * default in words where the default is not a plain value): docs/configuration.md's table is made
+ * from these (`npm run docs:config`).
+ */
+export const configSchema = z.object({
+  NODE_ENV: optionalText.pipe(z.enum(['development', 'production', 'test']).optional()).meta({
+    default: '`development`',
+    description:
+      '`development`, `production` or `test`; `production` refuses to serve without `DATABASE_URL` and a strong `CRON_SECRET_KEY`',
+  }),
+  DATABASE_URL: optionalText
+    .pipe(
+      z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+        .optional(),
+    )
+    .meta({
+      default: 'an embedded PostgreSQL (not in production)',
+      description: '`postgres://…` of the database taskgate works on and keeps its own schema in',
+    }),
+  CRON_SECRET_KEY: secret.meta({
+    default: 'made up at start and printed (development only)',
+    description:
+      'the shared secret schedulers send: worth 2^128 guesses, 32 characters at least ([strength](security.md#how-strong-a-secret-must-be); `openssl rand -hex 32`)',
+  }),
+  CRON_SECRET_KEY_PREVIOUS: secret.describe(
+    'the previous secret, still accepted during a [rotation](security.md#rotating-the-secret)',
   ),
-  CRON_SECRET_KEY: secret,
-  CRON_SECRET_KEY_PREVIOUS: secret,
-  TRUST_PROXY: proxyHops,
-  METRICS_TOKEN: optionalText.refine(
-    (value) => value === undefined || value.length >= 16,
-    `must be at least 16 characters (${HOW_TO_MAKE_ONE})`,
+  TRUST_PROXY: proxyHops.describe(
+    'how many proxies in front of taskgate append to `X-Forwarded-For` (Render: 2); 0 ignores the header',
   ),
-  STATUS_TOKEN: optionalText.refine(
-    (value) => value === undefined || value.length >= 16,
-    `must be at least 16 characters (${HOW_TO_MAKE_ONE})`,
+  METRICS_TOKEN: optionalText
+    .refine(
+      (value) => value === undefined || value.length >= 16,
+      `must be at least 16 characters (${HOW_TO_MAKE_ONE})`,
+    )
+    .describe(
+      'when set, `/metrics` asks for `Authorization: Bearer <token>` (16+ characters worth 2^64 guesses, not a secret); in production `/metrics` exists only when it is set',
+    ),
+  STATUS_TOKEN: optionalText
+    .refine(
+      (value) => value === undefined || value.length >= 16,
+      `must be at least 16 characters (${HOW_TO_MAKE_ONE})`,
+    )
+    .describe(
+      "the [status page](operating.md#status-page)'s read-only credential (16+ characters worth 2^64 guesses, neither a secret nor `METRICS_TOKEN`); in production `/status` exists only when it is set",
+    ),
+  SYNC_WAIT_MS: integer(25_000, 0, 600_000).describe(
+    'how long a trigger waits for its run before answering 202 with a `Location`; 0 always answers 202',
   ),
-  SYNC_WAIT_MS: integer(25_000, 0, 600_000),
-  SIGNATURE_TOLERANCE_SECONDS: integer(300, 1, 3_600),
-  AUTH_FAILURE_LIMIT: integer(10, 1, 1_000_000_000),
-  AUTH_FAILURE_WINDOW_SECONDS: integer(900, 1, 86_400),
-  PORT: integer(3000, 0, 65535),
-  HOST: optionalText,
-  LOG_LEVEL: optionalText.pipe(
-    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  SIGNATURE_TOLERANCE_SECONDS: integer(300, 1, 3_600).describe(
+    "how far a signed request's timestamp may be from taskgate's clock, either way",
   ),
-  SHUTDOWN_GRACE_MS: integer(20_000, 0, 600_000),
+  AUTH_FAILURE_LIMIT: integer(10, 1, 1_000_000_000).describe(
+    'failed authentications one address (IPv6: one /64) may make per window before it gets 429',
+  ),
+  AUTH_FAILURE_WINDOW_SECONDS: integer(900, 1, 86_400).describe(
+    "the failed-auth limiter's window, counted from an address's first failure",
+  ),
+  PORT: integer(3000, 0, 65535).describe('the port `serve` listens on'),
+  HOST: optionalText.meta({
+    default: '`0.0.0.0` in production, `127.0.0.1` otherwise',
+    description: 'the address `serve` listens on',
+  }),
+  LOG_LEVEL: optionalText
+    .pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional())
+    .meta({
+      default: "`info` (`warn` for the command line's task commands)",
+      description: "pino's level: `fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`",
+    }),
+  SHUTDOWN_GRACE_MS: integer(20_000, 0, 600_000).describe(
+    'on SIGTERM, how long running tasks may finish before they are interrupted; the process ends within this plus 8 s',
+  ),
   // Two at least: a run's lease is renewed on a connection of its own while tasks hold theirs.
-  DATABASE_POOL_MAX: integer(10, 2, 1_000),
-  DATABASE_QUERY_TIMEOUT_MS: integer(5_000, 100, 3_600_000),
-  DATABASE_CONNECT_TIMEOUT_MS: integer(5_000, 100, 600_000),
-  DATABASE_STARTUP_TIMEOUT_MS: integer(60_000, 0, 3_600_000),
-  RUN_LEASE_MS: integer(30_000, 1_000, 3_600_000),
-  TASKGATE_CONFIG: optionalText,
-  TASKS_DIR: optionalText,
-  ALERT_WEBHOOK_URL: httpUrl,
-  OVERDUE_CHECK_INTERVAL_MS: integer(300_000, 0, 86_400_000),
-  TASKGATE_URL: httpUrl,
-  ALLOW_GET_TRIGGERS: flag(false),
-  QSTASH_CURRENT_SIGNING_KEY: optionalText,
-  QSTASH_NEXT_SIGNING_KEY: optionalText,
-  PUBLIC_URL: httpUrl,
+  DATABASE_POOL_MAX: integer(10, 2, 1_000).describe(
+    "most connections taskgate's pool opens, 2 at least (MikroORM's migrations add at most 2, idle ones closed after 10 s); when all are busy, a request waits at most 2 s for one, then gets 503",
+  ),
+  DATABASE_QUERY_TIMEOUT_MS: integer(5_000, 100, 3_600_000).describe(
+    'deadline of each statement or transaction taskgate makes; a task may set its own `queryTimeoutMs`',
+  ),
+  DATABASE_CONNECT_TIMEOUT_MS: integer(5_000, 100, 600_000).describe('deadline of opening one connection'),
+  DATABASE_STARTUP_TIMEOUT_MS: integer(60_000, 0, 3_600_000).describe(
+    'how long start-up retries an unreachable database (backoff from 0.5 s to 8 s, each try logged) before exiting 1',
+  ),
+  RUN_LEASE_MS: integer(30_000, 1_000, 3_600_000).describe(
+    "a run's lease, renewed every 2 s (every third of it when that is shorter): a dead process's task is free this long after its last renewal",
+  ),
+  TASKGATE_CONFIG: optionalText.meta({
+    default: '`taskgate.config.json` in the working folder',
+    description:
+      "the project's [config file](#the-config-file), which chooses the built-in tasks; named but missing, every command stops",
+  }),
+  TASKS_DIR: optionalText.meta({
+    default: "the config file's `tasksDir` (`tasks`)",
+    description: "the folder of the project's own task modules, relative to the working folder",
+  }),
+  ALERT_WEBHOOK_URL: httpUrl.describe(
+    'where failed and overdue tasks are posted, once per incident (Slack-compatible JSON); treat it as a secret',
+  ),
+  OVERDUE_CHECK_INTERVAL_MS: integer(300_000, 0, 86_400_000).describe(
+    'how often `serve` looks for overdue tasks; 0 never looks',
+  ),
+  TASKGATE_URL: httpUrl.describe(
+    'the address of a remote taskgate: the default `--url` of `taskgate trigger` and `taskgate status`',
+  ),
+  ALLOW_GET_TRIGGERS: flag(false).describe(
+    '`true` lets `GET /cron/<task>` with `Authorization: Bearer <secret>` run the task, for [Vercel Cron](schedulers.md#vercel-cron); off, GET is 405',
+  ),
+  QSTASH_CURRENT_SIGNING_KEY: optionalText.describe(
+    "[Upstash QStash](schedulers.md#upstash-qstash)'s current signing key: both keys or neither, never the secret, worth 2^64 guesses, not the SDK's development keys; unset, requests QStash signed are refused",
+  ),
+  QSTASH_NEXT_SIGNING_KEY: optionalText.describe("QStash's next signing key"),
+  PUBLIC_URL: httpUrl.meta({
+    default: '`RENDER_EXTERNAL_URL`',
+    description:
+      "taskgate's public `https://` address, required with the QStash keys: a QStash signature names the URL it was sent to",
+  }),
   // Render sets it to the service's public address: PUBLIC_URL's default there.
-  RENDER_EXTERNAL_URL: httpUrl,
+  RENDER_EXTERNAL_URL: httpUrl.meta({
+    default: 'set by Render',
+    description: "the service's public address on Render",
+  }),
 });
 
 /**
  * Every environment variable loadConfig reads by name (besides the HEARTBEAT_PREFIX family): what
  * the README, .env.sample, render.yaml, the Dockerfile and docker-compose.yml may mention.
  */
-export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(configSchema.shape);
 
 export interface Config {
   env: 'development' | 'production' | 'test';
@@ -316,7 +396,7 @@ export interface LoadConfigOptions {
  * one-line message names the variable and what is wrong with it.
  */
 export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = {}): Config {
-  const parsed = schema.safeParse(env);
+  const parsed = configSchema.safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const variable = issue.path.join('.');

@@ -26,7 +26,10 @@ export const sessionSettings = z.object({
     .string()
     .optional()
     .transform((value) => value?.trim() || 'django_session')
-    .pipe(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be a plain SQL table name')),
+    .pipe(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be a plain SQL table name'))
+    .describe(
+      "Django's session table, for an application that renamed it (a plain SQL name, found on the search path)",
+    ),
 });
 
 export type SessionSettings = z.output<typeof sessionSettings>;

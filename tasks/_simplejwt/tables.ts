@@ -23,8 +23,12 @@ const tableName = (fallback: string) =>
 
 /** The task's settings: the tables' names, for an application that renamed them. */
 export const simplejwtSettings = z.object({
-  SIMPLEJWT_OUTSTANDING_TABLE: tableName('token_blacklist_outstandingtoken'),
-  SIMPLEJWT_BLACKLIST_TABLE: tableName('token_blacklist_blacklistedtoken'),
+  SIMPLEJWT_OUTSTANDING_TABLE: tableName('token_blacklist_outstandingtoken').describe(
+    "simplejwt's outstanding-token table, for an application that renamed it (a plain SQL name, found on the search path)",
+  ),
+  SIMPLEJWT_BLACKLIST_TABLE: tableName('token_blacklist_blacklistedtoken').describe(
+    "simplejwt's blacklisted-token table, for an application that renamed it (a plain SQL name, found on the search path)",
+  ),
 });
 
 export function tablesOf(settings: z.output<typeof simplejwtSettings>): TokenTables {
