@@ -1,7 +1,7 @@
 // `npm run build` (after the type check): dist/ for production, as the Dockerfile and Render build it.
 //
 // taskgate and the packages it loads at start-up are bundled, so that a start reads a few files
-// instead of about 400 modules (README, "Start-up and footprint"):
+// instead of about 400 modules (docs/performance.md, "Start-up and footprint"):
 //   dist/src/cli/main.js   the command line (`node dist/src/cli/main.js serve`, the package's bin)
 //   dist/tasks/<task>.js   each task module of tasks/, registered at start-up as in a clone
 //   dist/src/db/orm.js     MikroORM's setup and the migrations, loaded only when needed

@@ -205,7 +205,7 @@ export const configSchema = z.object({
 
 /**
  * Every environment variable loadConfig reads by name (besides the HEARTBEAT_PREFIX family): what
- * the README, .env.sample, render.yaml, the Dockerfile and docker-compose.yml may mention.
+ * the docs, .env.sample, render.yaml, the Dockerfile and docker-compose.yml may mention.
  */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(configSchema.shape);
 
@@ -238,7 +238,7 @@ export interface Config {
   scheduling: SchedulingConfig;
 }
 
-/** How taskgate uses its database connections (see README, Coordination). */
+/** How taskgate uses its database connections (see docs/guarantees.md). */
 export interface DatabaseConfig {
   /** Most connections taskgate's pool opens. */
   poolMax: number;

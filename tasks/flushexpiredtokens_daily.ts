@@ -9,8 +9,8 @@ import {
 } from './_simplejwt/tables.js';
 
 /**
- * djangorestframework-simplejwt's `flushexpiredtokens`, in batches (the SQL and why it is shaped
- * so: ./_simplejwt/flush.ts).
+ * djangorestframework-simplejwt's `flushexpiredtokens`, in batches (the SQL: ./_simplejwt/flush.ts;
+ * why it is shaped so: docs/design/flush.md; what it promises: docs/tasks/flushexpiredtokens_daily.md).
  */
 export default defineTask({
   name: 'flushexpiredtokens_daily',

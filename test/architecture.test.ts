@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { ROOT } from './support/cli.js';
 
 /**
- * The rooms of src/ (README, Architecture) and which rooms each may import from. A file's folder
+ * The rooms of src/ (docs/design/architecture.md) and which rooms each may import from. A file's folder
  * says what it may call: a change that crosses a wall fails here, naming the import.
  */
 const MAY_IMPORT: Record<string, string[]> = {

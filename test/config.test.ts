@@ -163,7 +163,7 @@ describe('loadConfig', () => {
   });
 });
 
-/** Random secrets as the README's commands and common generators make them. */
+/** Random secrets as the docs' commands and common generators make them. */
 const GENERATORS: Record<string, () => string> = {
   'openssl rand -hex 16': () => randomBytes(16).toString('hex'),
   'openssl rand -hex 32': () => randomBytes(32).toString('hex'),

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import request from 'supertest';
@@ -13,7 +13,7 @@ import { createTestDatabase, type TestDatabase } from './support/database.js';
 const read = (file: string) => readFile(path.join(ROOT, file), 'utf8');
 const START = 'node dist/src/cli/main.js serve';
 /** Read by the test suite and the benchmarks, never by taskgate itself. */
-/** Variables the README names that are not taskgate's configuration: the tests', benchmarks' and Node's own. */
+/** Variables the docs name that are not taskgate's configuration: the tests', benchmarks' and Node's own. */
 const NOT_TASKGATE = new Set([
   'TEST_DATABASE_URL',
   'BENCH_DATABASE_URL',
@@ -50,7 +50,7 @@ function dockerfileEnv(text: string): string[] {
   );
 }
 
-describe('render.yaml, the Dockerfile, docker-compose.yml and the README agree with the code', () => {
+describe('render.yaml, the Dockerfile, docker-compose.yml and the docs agree with the code', () => {
   let blueprint: Blueprint['services'][number];
   let dockerfile: string;
   let compose: {
@@ -59,7 +59,7 @@ describe('render.yaml, the Dockerfile, docker-compose.yml and the README agree w
       { environment?: Record<string, string>; ports?: string[]; healthcheck?: { test: string[] } }
     >;
   };
-  let readme: string;
+  let docs: { file: string; text: string }[];
   let db: TestDatabase;
   const defaults = loadConfig({});
 
@@ -67,7 +67,10 @@ describe('render.yaml, the Dockerfile, docker-compose.yml and the README agree w
     blueprint = (parse(await read('render.yaml')) as Blueprint).services[0]!;
     dockerfile = await read('Dockerfile');
     compose = parse(await read('docker-compose.yml'));
-    readme = await read('README.md');
+    const pages = (await readdir(path.join(ROOT, 'docs'), { recursive: true }))
+      .filter((file) => file.endsWith('.md'))
+      .map((file) => path.join('docs', file));
+    docs = await Promise.all(['README.md', ...pages].map(async (file) => ({ file, text: await read(file) })));
     db = await createTestDatabase();
   });
   after(async () => db.drop());
@@ -80,7 +83,7 @@ describe('render.yaml, the Dockerfile, docker-compose.yml and the README agree w
     // The bin runs that same file where there is no src/ (the package, the image).
     expect(pkg.bin.taskgate).to.equal('bin/taskgate.js');
     expect(await read('bin/taskgate.js')).to.include("import('../dist/src/cli/main.js')");
-    expect(readme).to.include(START);
+    expect(await read('docs/deploy.md')).to.include(START);
   });
 
   it('build with dev dependencies and without optional ones, on the current Node.js LTS', async () => {
@@ -126,9 +129,9 @@ describe('render.yaml, the Dockerfile, docker-compose.yml and the README agree w
     expect(named.filter((name) => !known(name))).to.deep.equal([]);
   });
 
-  it('README: the configuration table documents exactly the variables loadConfig and the tasks know', () => {
-    const table = readme.slice(readme.indexOf('| variable | default | meaning |'));
-    const rows = table.slice(0, table.indexOf('\n\n')).split('\n').slice(2);
+  it('docs/configuration.md: the tables document exactly the variables loadConfig and the tasks know', async () => {
+    const page = await read('docs/configuration.md');
+    const rows = page.split('\n').filter((line) => /^\| `[A-Z]/.test(line));
     const documented = rows.flatMap((row) =>
       [...row.split('|')[1]!.matchAll(/`([A-Z0-9_<>]+)`/g)].map((m) => m[1]!),
     );
@@ -138,12 +141,12 @@ describe('render.yaml, the Dockerfile, docker-compose.yml and the README agree w
     expect(documented).to.include(`${HEARTBEAT_PREFIX}<TASK>`);
   });
 
-  it('README and .env.sample set no variable that taskgate does not know', async () => {
+  it('the README, the docs and .env.sample set no variable that taskgate does not know', async () => {
     const assigned = (text: string) =>
       [...text.matchAll(/(?:^|[\s#`])([A-Z][A-Z0-9_]{2,})=/gm)].map((m) => m[1]!);
     const unknown = (text: string) =>
       assigned(text).filter((name) => !known(name) && !NOT_TASKGATE.has(name));
-    expect(unknown(readme)).to.deep.equal([]);
+    for (const { file, text } of docs) expect(unknown(text), file).to.deep.equal([]);
     const sample = await read('.env.sample');
     expect(unknown(sample)).to.deep.equal([]);
     expect(VARIABLES.filter((name) => !assigned(sample).includes(name))).to.deep.equal([]);

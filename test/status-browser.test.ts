@@ -16,8 +16,8 @@ const STATUS_TOKEN = '77c3f32dda9c0add77bfedb431363a32';
 
 /**
  * The status page as a person sees it: Debian's chromium, headless, driven by playwright-core,
- * against the real app on a real database, with the real tasks. UPDATE_SCREENSHOT=1 writes the
- * README's screenshots (docs/status.png, docs/status-375.png); otherwise the tree is left as it is.
+ * against the real app on a real database, with the real tasks. UPDATE_SCREENSHOT=1 writes
+ * the status page's screenshots (docs/status.png, docs/status-375.png); otherwise the tree is left as it is.
  */
 describe(SUITE, function () {
   this.timeout(60_000);

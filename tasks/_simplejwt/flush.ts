@@ -3,34 +3,11 @@ import pg from 'pg';
 /**
  * The SQL of `flushexpiredtokens_daily`: djangorestframework-simplejwt's
  * `OutstandingToken.objects.filter(expires_at__lte=cutoff).delete()` (expired tokens go with their
- * blacklist rows, nothing else does), done in short batches instead of one transaction holding
- * every expired row in memory.
- *
- * Why a batch is shaped as it is (figures measured on 1,000,000 tokens while designing it; the
- * benchmark in bench/flush.ts compares the result with plain SQL):
- * - It walks the primary key (keyset: ids from the previous batch's end on), examining at most
- *   `batchSize` rows, so the run is one pass over the table although `expires_at` has no index,
- *   every transaction has bounded work whatever the share of expired rows (a batch that finds
- *   nothing expired is as short as any), and a rerun after an interruption simply starts over.
- * - The foreign key from the blacklist to the outstanding tokens is NO ACTION and DEFERRABLE
- *   INITIALLY DEFERRED, so a token can be deleted before its blacklist row within a transaction.
- *   The batch deletes the expired tokens FIRST: that takes their row locks. Only then, in the next
- *   statement (a fresh snapshot under READ COMMITTED), does it delete the blacklist rows pointing
- *   at them. An application blacklisting one of those tokens at the same time either committed
- *   before that statement (its row is seen and deleted with the token), or has not: then its
- *   commit-time foreign key check waits for our row lock and fails once the token is gone, on the
- *   application's side, as it would under Django. The flush never fails and leaves no blacklist row
- *   without its token. One statement (a CTE deleting both) would not do: its single snapshot
- *   misses a blacklist row committed while it waited for a token's lock, and the flush would fail
- *   at commit (test/flush.test.ts has that interleaving).
- * - Locking the tokens with SELECT ... FOR UPDATE before deleting the blacklist rows gives the same
- *   guarantee but writes every row twice: it took about twice as long.
- * - The blacklist rows are found by range (`token_id` in the batch's id range, through its unique
- *   index) and an anti-join: in that range, a blacklist row whose token this transaction no
- *   longer sees is one whose token it has just deleted, because the foreign key keeps every other
- *   blacklist row's token in place. Probing the index once per deleted id took three times longer.
- * - Unnamed statements, planned per batch: named prepared statements showed no measurable gain and
- *   break behind poolers in transaction mode (PgBouncer), which hosted PostgreSQL often sits behind.
+ * blacklist rows, nothing else does), in short batches instead of one transaction holding every
+ * expired row in memory. Each batch walks the primary key, deletes the expired tokens first (taking
+ * their locks), then, in a fresh snapshot, their blacklist rows, so that an application
+ * blacklisting a token meanwhile never makes the flush fail. Why each statement is shaped as it
+ * is, with the alternatives measured: docs/design/flush.md.
  */
 
 import type { Sql, SqlClient } from '../../src/db/sql.js';
