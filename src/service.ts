@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Config } from './config.js';
 import { loadConfiguredTasks, type Registry } from './core/registry.js';
 import { type RunListener, Runner } from './core/runner.js';
@@ -47,6 +48,12 @@ export interface OpenOptions {
   inspect?: boolean;
   /** The tasks whose tables the embedded development database gets (prepareDevDatabase). */
   registry?: Registry;
+  /**
+   * `serve`'s stop during start-up: the retries end at once and what was opened is closed, a
+   * connection still being opened is not waited for (the process is about to exit), and a
+   * migration in flight is rolled back by PostgreSQL (they run in one transaction, src/db/orm.ts).
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -62,6 +69,7 @@ export async function openDatabase(
   logger: Logger,
   options: OpenOptions = {},
 ): Promise<Database> {
+  options.signal?.throwIfAborted();
   let embedded: EmbeddedDatabase | undefined;
   let url = config.databaseUrl;
   if (!url) {
@@ -85,9 +93,10 @@ export async function openDatabase(
     connectTimeoutMs: database.connectTimeoutMs,
   });
   const orm = new LazyOrm(url);
+  const { signal } = options;
   try {
     const target = url;
-    await untilReachable(database.startupTimeoutMs, logger, async () => {
+    await untilReachable(database.startupTimeoutMs, logger, signal, async () => {
       await db.query('select 1').catch((error: unknown) => {
         throw permanentConnectionError(error, target) ?? error;
       });
@@ -111,8 +120,9 @@ export async function openDatabase(
     }
     if (options.registry) await prepareDevTables({ db, embedded: Boolean(embedded) }, options.registry);
   } catch (error) {
-    await db.close();
-    await orm.close();
+    const closing = Promise.all([db.close(), orm.close()]);
+    if (signal?.aborted) closing.catch(() => undefined);
+    else await closing;
     await embedded?.stop();
     throw error;
   }
@@ -131,14 +141,22 @@ export async function openDatabase(
 
 /**
  * Runs `attempt` until it succeeds, retrying while the database is unreachable (backoff 0.5 s
- * doubling to 8 s) for at most `budgetMs`; then one error naming what was last seen.
+ * doubling to 8 s) for at most `budgetMs`; then one error naming what was last seen. Once
+ * `signal` is aborted, rejects with its reason at once, abandoning the attempt in flight.
  */
-async function untilReachable(budgetMs: number, logger: Logger, attempt: () => Promise<void>): Promise<void> {
+async function untilReachable(
+  budgetMs: number,
+  logger: Logger,
+  signal: AbortSignal | undefined,
+  attempt: () => Promise<void>,
+): Promise<void> {
   const started = performance.now();
   for (let n = 1; ; n++) {
+    signal?.throwIfAborted();
     try {
-      return await attempt();
+      return await unlessAborted(attempt(), signal);
     } catch (error) {
+      signal?.throwIfAborted();
       if (!isDatabaseUnavailable(error)) throw error;
       const cause = ((error as Error).cause as Error | undefined) ?? (error as Error);
       const elapsed = performance.now() - started;
@@ -153,9 +171,22 @@ async function untilReachable(budgetMs: number, logger: Logger, attempt: () => P
         { attempt: n, retryInMs: waitMs, error: cause.message },
         'database not reachable yet: retrying',
       );
-      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      // Only the signal rejects the wait.
+      await delay(waitMs, undefined, { signal }).catch(() => signal?.throwIfAborted());
     }
   }
+}
+
+/** What `work` settles to, or the signal's reason as soon as it is aborted (`work` is then left to end unheeded). */
+function unlessAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  work.catch(() => undefined);
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason);
+    if (signal.aborted) abort();
+    signal.addEventListener('abort', abort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
 }
 
 export interface Services {
@@ -182,10 +213,15 @@ export interface Core {
 export async function openServices(
   config: Config,
   logger: Logger,
-  options: { listeners?: (core: Core) => RunListener[]; migrate?: boolean } = {},
+  options: {
+    listeners?: (core: Core) => RunListener[];
+    migrate?: boolean;
+    /** Aborted: the start-up ends at once (OpenOptions.signal). */
+    signal?: AbortSignal;
+  } = {},
 ): Promise<Services> {
   // The tasks load while the database connects and its migrations are checked.
-  const opening = openDatabase(config, logger, { migrate: options.migrate });
+  const opening = openDatabase(config, logger, { migrate: options.migrate, signal: options.signal });
   opening.catch(() => undefined); // awaited below; marked handled while the tasks load
   let registry: Registry;
   try {

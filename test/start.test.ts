@@ -6,7 +6,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { expect } from 'chai';
 import { freePort } from '../src/db/embedded.js';
-import { ROOT, runCli } from './support/cli.js';
+import { CLI, ROOT, runCli, WORKDIR } from './support/cli.js';
 import { eventually } from './support/eventually.js';
 import { groupAlive, processesMatching } from './support/processes.js';
 import { TEST_SECRET } from './support/runner.js';
@@ -155,5 +155,77 @@ describe('taskgate --version', () => {
     const result = await runCli(['--version']);
     expect(result.code).to.equal(0);
     expect(result.stdout).to.equal(`${version}\n`);
+  });
+});
+
+describe('taskgate serve stopped while it starts', () => {
+  /** The real `taskgate serve` in production, waiting for a database that does not answer. */
+  async function serveWaiting(databaseUrl: string, extra: Record<string, string> = {}) {
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve'], {
+      cwd: WORKDIR,
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        NODE_ENV: 'production',
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        CRON_SECRET_KEY: TEST_SECRET,
+        DATABASE_URL: databaseUrl,
+        ...extra,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout!.on('data', (chunk) => (output += chunk));
+    child.stderr!.on('data', (chunk) => (output += chunk));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>(
+      (resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: performance.now() })),
+    );
+    return { child, output: () => output, exited };
+  }
+
+  let hanging: Server | undefined;
+  after(() => (hanging ? new Promise<void>((resolve) => hanging!.close(() => resolve())) : undefined));
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`exits 0 at once on ${signal} while the database refuses connections and is being retried`, async () => {
+      const { child, output, exited } = await serveWaiting(
+        `postgres://nobody@127.0.0.1:${await freePort()}/none`,
+      );
+      // The fourth try comes 2 s after the third fails: the stop comes in that wait.
+      await eventually(async () => output().includes(`"attempt":3`), 20_000);
+      const sent = performance.now();
+      child.kill(signal);
+      const exit = await Promise.race([exited, delay(8_000).then(() => null)]);
+      if (!exit) child.kill('SIGKILL');
+      expect(exit, output()).to.include({ code: 0, signal: null });
+      // Before the next try and far from the platform's SIGKILL (10 s under Docker).
+      expect(exit!.at - sent, output()).to.be.below(1_500);
+      expect(output()).to.include('"starting":true').and.include('"shutting down"').and.include('"stopped"');
+      expect(output()).to.not.include(`"attempt":4`);
+      expect(output()).to.not.include('taskgate is listening');
+    });
+  }
+
+  it('exits 0 at once on SIGTERM while a connection to the database is still being opened', async () => {
+    // A server that accepts and never answers: PostgreSQL's start-up packet waits for the connect
+    // time-out (30 s here), which the stop does not wait for.
+    const sockets: import('node:net').Socket[] = [];
+    hanging = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => hanging!.listen(0, '127.0.0.1', resolve));
+    const port = (hanging.address() as { port: number }).port;
+    const { child, output, exited } = await serveWaiting(`postgres://nobody@127.0.0.1:${port}/none`, {
+      DATABASE_CONNECT_TIMEOUT_MS: '30000',
+    });
+    await eventually(async () => sockets.length > 0, 20_000);
+    const sent = performance.now();
+    child.kill('SIGTERM');
+    const exit = await Promise.race([exited, delay(8_000).then(() => null)]);
+    if (!exit) child.kill('SIGKILL');
+    for (const socket of sockets) socket.destroy();
+    expect(exit, output()).to.include({ code: 0, signal: null });
+    expect(exit!.at - sent, output()).to.be.below(1_500);
+    expect(output()).to.include('"shutting down"').and.include('"stopped"');
   });
 });

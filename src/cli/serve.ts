@@ -30,6 +30,33 @@ const REPEAT_MS = 1_000;
 export async function serve(): Promise<void> {
   const started = performance.now();
   const { config, logger } = bootstrap({ serve: true });
+  // The signals are heeded from the start: as PID 1 in a container node ignores a SIGTERM it has
+  // no handler for, so a `docker stop` while the database is retried would wait for SIGKILL.
+  // Until taskgate listens, a stop ends the start-up (`starting`); once it listens, it drains.
+  const starting = new AbortController();
+  let stopping: { signal: string; at: number } | undefined;
+  let drain: ((signal: string) => Promise<void>) | undefined;
+  const onSignal = (signal: string) => {
+    if (stopping) {
+      // Ctrl-C under `npm start` arrives twice at once: from the terminal and forwarded by npm.
+      if (signal === stopping.signal && performance.now() - stopping.at < REPEAT_MS) return;
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = { signal, at: performance.now() };
+    setTimeout(() => {
+      logger.error({ signal }, 'shutdown took longer than its bound: exiting now');
+      process.exit(1);
+    }, config.shutdownGraceMs + SHUTDOWN_MARGIN_MS).unref();
+    if (drain) void drain(signal);
+    else {
+      logger.info({ signal, starting: true }, 'shutting down');
+      starting.abort(new Error(`${signal} during start-up`));
+    }
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+
   if (config.secretGenerated) {
     // Printed once, on stdout only (never to the log). The line that keeps it uses printf, a shell
     // builtin, so the secret is in no other process's arguments (`ps` shows none of it).
@@ -50,6 +77,7 @@ export async function serve(): Promise<void> {
   let monitoring: Monitoring | undefined;
   const services = await openServices(config, logger, {
     migrate: true,
+    signal: starting.signal,
     // Made once the database and the tasks are open, before the runner that tells them of runs.
     listeners: ({ db, registry }) => {
       metrics = MetricsClass
@@ -58,6 +86,13 @@ export async function serve(): Promise<void> {
       monitoring = createMonitoring(config.scheduling, logger, { db, registry });
       return [...(metrics ? [metrics.runListener] : []), ...monitoring.listeners];
     },
+  }).catch((error: unknown) => {
+    // Stopped while starting: what was opened is closed (openDatabase), and no run has begun.
+    if (starting.signal.aborted) {
+      logger.info('stopped');
+      process.exit(0);
+    }
+    throw error;
   });
   monitoring!.start();
   // Runs whose process died are marked abandoned within a lease and a sweep of their last renewal.
@@ -96,22 +131,9 @@ export async function serve(): Promise<void> {
     'taskgate is listening',
   );
 
-  let stopping: { signal: string; at: number } | undefined;
-  const stop = async (signal: string) => {
-    if (stopping) {
-      // Ctrl-C under `npm start` arrives twice at once: from the terminal and forwarded by npm.
-      if (signal === stopping.signal && performance.now() - stopping.at < REPEAT_MS) return;
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    stopping = { signal, at: performance.now() };
+  drain = async (signal: string) => {
     clearInterval(sweeper);
     logger.info({ signal, activeRuns: services.runner.activeCount }, 'shutting down');
-    const deadline = setTimeout(() => {
-      logger.error({ signal }, 'shutdown took longer than its bound: exiting now');
-      process.exit(1);
-    }, config.shutdownGraceMs + SHUTDOWN_MARGIN_MS);
-    deadline.unref();
     const closed = new Promise((resolve) => server.close(resolve));
     // A keep-alive socket left idle between requests would hold `close` open: cut each one as
     // soon as it is idle, while requests still in flight are answered on theirs.
@@ -136,8 +158,8 @@ export async function serve(): Promise<void> {
     logger.info('stopped');
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  // A stop that came after the database opened, while taskgate was not yet listening, drains now.
+  if (stopping) void drain(stopping.signal);
 }
 
 /** How often `serve` looks for runs whose lease expired: twice a lease, at most every 15 s. */
