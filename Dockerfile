@@ -16,6 +16,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --omit=dev --omit=optional && npm cache clean --force
 COPY --from=build /app/dist ./dist
+COPY bin ./bin
+# The built-in tasks that run: every one (mount another taskgate.config.json, or set TASKGATE_CONFIG, to choose).
+COPY taskgate.config.json ./
 USER node
 EXPOSE 3000
 # The slim image has no curl: Node's own fetch asks /healthz on the port taskgate listens on.

@@ -5,6 +5,8 @@
 //   dist/src/cli/main.js   the command line (`node dist/src/cli/main.js serve`, the package's bin)
 //   dist/tasks/<task>.js   each task module of tasks/, registered at start-up as in a clone
 //   dist/src/db/orm.js     MikroORM's setup and the migrations, loaded only when needed
+//   dist/src/index.js      the package's API for a project's own tasks (`import { defineTask, z } from 'taskgate'`)
+//   dist/taskgate.config.schema.json   the JSON Schema of a project's taskgate.config.json, for editors
 //   dist/src/chunks/       the modules they share, each once: one zod, one TaskgateError
 // Every bundled module taskgate finds files from (tasks/, package.json, the workflow's scripts)
 // sits two folders below dist/, as its source sits two below the clone (src/core/registry.ts).
@@ -13,9 +15,10 @@
 // demand: MikroORM, the embedded PostgreSQL, zxcvbn's dictionaries, pino-pretty, yargs (its
 // translations), yaml and diff. esbuild-wasm builds with --omit=optional, where esbuild's native
 // binary (an optional package) is absent.
-import { chmod, cp, readdir, rm } from 'node:fs/promises';
+import { chmod, cp, readdir, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild-wasm';
+import { register } from 'tsx/esm/api';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -49,7 +52,7 @@ const outdir = `${ROOT}dist`;
 await rm(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: ROOT,
-  entryPoints: ['src/cli/main.ts', 'src/db/orm.ts', ...tasks],
+  entryPoints: ['src/cli/main.ts', 'src/db/orm.ts', 'src/index.ts', ...tasks],
   outbase: '.',
   outdir,
   chunkNames: 'src/chunks/[name]-[hash]',
@@ -72,3 +75,11 @@ await cp(`${ROOT}src/scheduling/scripts`, `${outdir}/src/scheduling/scripts`, {
   filter: (file) => !/\.(ts|js)$/.test(file),
 });
 await chmod(`${outdir}/src/cli/main.js`, 0o755);
+// Made from the schema that checks a config, so the two cannot differ.
+register();
+const { projectSchema } = await import('../src/projectFile.ts');
+const { z } = await import('zod');
+await writeFile(
+  `${outdir}/taskgate.config.schema.json`,
+  `${JSON.stringify(z.toJSONSchema(projectSchema, { io: 'input' }), null, 2)}\n`,
+);

@@ -387,6 +387,8 @@ export interface LoadConfigOptions {
    * commands that never use the secret (list, runs, status, doctor, ...) need none.
    */
   requireSecret?: boolean;
+  /** Whether production insists on DATABASE_URL (default true): `build` and `workflow` never open one. */
+  requireDatabase?: boolean;
   /** Where a relative TASKGATE_CONFIG or TASKS_DIR, and the project's config file, are found. */
   cwd?: string;
 }
@@ -417,7 +419,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
   const nodeEnv = vars.NODE_ENV ?? 'development';
   const production = nodeEnv === 'production';
 
-  if (production && !vars.DATABASE_URL) {
+  if (production && !vars.DATABASE_URL && options.requireDatabase !== false) {
     throw new ConfigError(
       'DATABASE_URL is required in production (embedded PostgreSQL is for development only)',
     );

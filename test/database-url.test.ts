@@ -153,6 +153,28 @@ describe('read-only commands against a DATABASE_URL', () => {
       await empty.drop();
     }
   });
+
+  it("run, which records its run, makes taskgate's schema on a database that has none, as serve does", async () => {
+    const empty = await createTestDatabase({ migrated: false });
+    try {
+      const result = await runCli(['run', 'prunetaskruns_weekly', '--dry-run', '--json'], {
+        NODE_ENV: 'production',
+        DATABASE_URL: empty.url,
+      });
+      expect(result.code, result.stderr).to.equal(0);
+      expect(JSON.parse(result.stdout)).to.include({
+        task: 'prunetaskruns_weekly',
+        status: 'succeeded',
+        dryRun: true,
+      });
+      const recorded = await empty.orm.em
+        .getConnection()
+        .execute('select task, dry_run from taskgate.task_run');
+      expect(recorded).to.deep.equal([{ task: 'prunetaskruns_weekly', dry_run: true }]);
+    } finally {
+      await empty.drop();
+    }
+  });
 });
 
 describe('flushexpiredtokens_daily on a database without simplejwt tables', () => {

@@ -91,10 +91,15 @@ describe('the production build', function () {
     expect(bin.mode & 0o111, 'the bin is executable').to.not.equal(0);
   });
 
-  it('installs from package.json, the lock and dist/ alone, without dev or optional dependencies', async () => {
+  it('installs from package.json, the lock, the config and dist/ alone, without dev or optional dependencies', async () => {
     await cp(path.join(buildDir, 'dist'), path.join(appDir, 'dist'), { recursive: true });
+    await cp(path.join(ROOT, 'bin'), path.join(appDir, 'bin'), { recursive: true });
     for (const name of ['package.json', 'package-lock.json'])
       await cp(path.join(ROOT, name), path.join(appDir, name));
+    // The repository's config, which the image has too, choosing the task the user added as well.
+    const config = JSON.parse(await readFile(path.join(ROOT, 'taskgate.config.json'), 'utf8'));
+    config.tasks[USER_TASK] = {};
+    await writeFile(path.join(appDir, 'taskgate.config.json'), JSON.stringify(config));
     timings.productionInstall = await npm(
       ['ci', '--no-audit', '--no-fund', '--omit=dev', '--omit=optional'],
       appDir,

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { type TaskInfo, taskCatalog } from '../core/catalog.js';
-import { loadConfiguredTasks } from '../core/registry.js';
+import { BUILTIN_TASKS_DIR, loadConfiguredTasks, loadRegistry } from '../core/registry.js';
 import { listRuns, RUN_STATUSES } from '../core/runs.js';
 import { bootstrap, withServices } from './context.js';
 import { showRun } from './control.js';
@@ -50,14 +50,40 @@ async function listTasks(): Promise<{ tasks: TaskInfo[]; pausesRead: boolean }> 
   return { tasks: await taskCatalog(registry, null, now), pausesRead: false };
 }
 
+/** Every built-in task, chosen by the project or not: what `taskgate.config.json` may name. */
+async function listBuiltins(json: boolean): Promise<void> {
+  const { config } = bootstrap();
+  const builtins = await loadRegistry(BUILTIN_TASKS_DIR, config.environment);
+  const chosen = new Set(Object.keys(config.project.tasks));
+  const rows = builtins.list().map((task) => ({
+    name: task.definition.name,
+    chosen: chosen.has(task.definition.name),
+    schedule: task.schedule?.expression ?? null,
+    description: task.definition.description,
+  }));
+  if (json) return printJson(rows);
+  printLine(
+    table([
+      ['TASK', 'CHOSEN', 'SCHEDULE', 'DESCRIPTION'],
+      ...rows.map((r) => [r.name, r.chosen ? 'yes' : '-', r.schedule ?? '-', r.description]),
+    ]),
+  );
+}
+
 /** `list`, `run`, `runs` and `migrate`: the commands that work on this machine's database. */
 export function registerTaskCommands(cli: Argv): Argv {
   return cli
     .command(
       'list',
       'list the registered tasks, their schedules and next run times (and pauses, with DATABASE_URL)',
-      (y) => y.option('json', jsonOption),
+      (y) =>
+        y.option('json', jsonOption).option('builtin', {
+          type: 'boolean',
+          default: false,
+          describe: "list taskgate's built-in tasks instead, saying which the project's config chooses",
+        }),
       async (argv) => {
+        if (argv.builtin) return listBuiltins(argv.json);
         const { tasks, pausesRead } = await listTasks();
         if (argv.json) {
           // Run-dependent fields belong to `status` and GET /cron; pauses only when they were read.
@@ -96,7 +122,8 @@ export function registerTaskCommands(cli: Argv): Argv {
             const run = await runner.run({ task: argv.task, params, dryRun: argv.dryRun, trigger: 'cli' });
             reportRun(run, argv.json);
           },
-          { monitor: true },
+          // A run is recorded in taskgate's schema: a first run on a database makes it, as serve does.
+          { monitor: true, migrate: true },
         );
       },
     )

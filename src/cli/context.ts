@@ -18,13 +18,15 @@ export interface Bootstrap {
  * The CLI's composition root: the environment is read here, once, through loadConfig. Logs go to
  * stderr so that stdout carries only the command's answer (`--json` stays parseable).
  */
-export function bootstrap(options: { serve?: boolean } = {}): Bootstrap {
+export function bootstrap(options: { serve?: boolean; database?: boolean } = {}): Bootstrap {
   loadDotEnv();
   const config = loadConfig(process.env, {
     defaultLogLevel: options.serve ? 'info' : 'warn',
     generateSecret: options.serve ? () => randomBytes(32).toString('hex') : undefined,
     // Only `serve` checks callers' secrets; the other commands never use one.
     requireSecret: options.serve === true,
+    // `build` and `workflow` work on files alone.
+    requireDatabase: options.database !== false,
   });
   const pretty =
     config.env !== 'production' && (options.serve ? process.stdout : process.stderr).isTTY === true;
@@ -34,13 +36,14 @@ export function bootstrap(options: { serve?: boolean } = {}): Bootstrap {
 
 /**
  * Runs `fn` with the database, registry and runner open, and closes them after. The schema is
- * not migrated here (only `serve` and `migrate` do that). With `monitor`, runs started by `fn`
+ * migrated only with `migrate` (the commands that record runs: `run`); the read-only commands
+ * write nothing to it. With `monitor`, runs started by `fn`
  * send the alerts and heartbeats `serve` sends for them (the same listeners), and the command
  * waits for those in flight before it exits; the periodic overdue check stays `serve`'s job.
  */
 export async function withServices<T>(
   fn: (services: Services) => Promise<T>,
-  options: { monitor?: boolean } = {},
+  options: { monitor?: boolean; migrate?: boolean } = {},
 ): Promise<T> {
   const { config, logger } = bootstrap();
   // Loaded here, not on import: `trigger`, `list` and `workflow` never open a database.
@@ -53,6 +56,7 @@ export async function withServices<T>(
     : { createMonitoring: null };
   let monitoring: { close(): Promise<void> } | undefined;
   const services = await openServices(config, logger, {
+    migrate: options.migrate,
     listeners: createMonitoring
       ? (core) => {
           const made = createMonitoring(config.scheduling, logger, core);

@@ -69,7 +69,7 @@ export function registerProjectCommands(cli: Argv): Argv {
       "type-check and compile the project's own tasks (a deploy's build command; a type error fails it)",
       (y) => y,
       async () => {
-        const { config } = bootstrap();
+        const { config } = bootstrap({ database: false });
         const { buildProject } = await import('../project/build.js');
         const report = await buildProject(config);
         printLine(

@@ -24,7 +24,7 @@ export function registerWorkflowCommand(cli: Argv): Argv {
         })
         .conflicts('check', 'write'),
     async (argv) => {
-      const { config } = bootstrap();
+      const { config } = bootstrap({ database: false });
       const expected = generateWorkflow((await loadConfiguredTasks(config)).list());
       const file = argv.file ? path.resolve(argv.file) : config.project.workflowFile;
       const shown = path.relative(process.cwd(), file) || file;

@@ -87,8 +87,9 @@ export function prepareTaskSources(options: { root: string; tasksDir: string; pr
   for (const source of stale) {
     const output = ts.transpileModule(readFileSync(source, 'utf8'), {
       fileName: source,
+      // A project's tasks are ES modules ("type": "module", as `taskgate init` writes it).
       compilerOptions: {
-        module: ts.ModuleKind.NodeNext,
+        module: ts.ModuleKind.ESNext,
         target: ts.ScriptTarget.ES2022,
         sourceMap: false,
         inlineSourceMap: true,

@@ -44,7 +44,7 @@ export function packageJson(input: ScaffoldInput): string {
 
 export function projectConfig(input: ScaffoldInput): string {
   const config = {
-    $schema: './node_modules/taskgate/taskgate.config.schema.json',
+    $schema: './node_modules/taskgate/dist/taskgate.config.schema.json',
     tasks: Object.fromEntries(input.tasks.map((task) => [task.definition.name, {}])),
     ...(input.workflowPath !== '.github/workflows/taskgate.yml' ? { workflow: input.workflowPath } : {}),
   };
