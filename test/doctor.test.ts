@@ -97,6 +97,9 @@ describe('taskgate doctor', () => {
       const { code, report } = await doctor({ DATABASE_URL: empty.url, CRON_SECRET_KEY: TEST_SECRET });
       expect(code).to.equal(1);
       expect(verdicts(report)).to.include({ schema: 'warn', 'flushexpiredtokens_daily: tables': 'fail' });
+      expect(message(report, 'flushexpiredtokens_daily: tables')).to.match(
+        /; if this application does not need it, remove "flushexpiredtokens_daily" from taskgate\.config\.json$/,
+      );
       expect(message(report, 'schema')).to.match(
         new RegExp(
           `^${migrationsList.length} migration\\(s\\) of taskgate's own schema not applied yet .*: ` +

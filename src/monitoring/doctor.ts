@@ -104,11 +104,19 @@ async function databaseChecks(
 
   for (const task of registry.list()) {
     if (!task.definition.check) continue;
+    let findings: CheckResult[];
     try {
-      checks.push(...(await task.definition.check({ db, settings: task.settings })));
+      findings = await task.definition.check({ db, settings: task.settings });
     } catch (error) {
-      checks.push({ name: task.definition.name, verdict: 'fail', message: (error as Error).message });
+      findings = [{ name: task.definition.name, verdict: 'fail', message: (error as Error).message }];
     }
+    // A chore the application does not have (no sessions in the database, say) is a task to drop.
+    const drop = config.project.tasks[task.definition.name]
+      ? `; if this application does not need it, remove "${task.definition.name}" from taskgate.config.json`
+      : '';
+    checks.push(
+      ...findings.map((f) => (f.verdict === 'fail' && drop ? { ...f, message: `${f.message}${drop}` } : f)),
+    );
   }
 
   // The database clock decides cutoffs and run times; the host's signs and checks signed requests.
