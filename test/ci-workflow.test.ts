@@ -65,3 +65,37 @@ describe("taskgate's CI workflow", () => {
     expect(runs('docker')).to.match(/^docker build /m);
   });
 });
+
+describe("taskgate's release workflow", () => {
+  let text: string;
+  let workflow: {
+    on: Record<string, unknown>;
+    jobs: Record<string, Job & { needs?: string; permissions?: Record<string, string> }>;
+  };
+  before(async () => {
+    text = await readFile(path.join(ROOT, '.github/workflows/release.yml'), 'utf8');
+    workflow = parse(text);
+  });
+
+  it("passes GitHub's own workflow parser and schema with zero errors", async () => {
+    expect(await workflowErrors(text)).to.deep.equal([]);
+  });
+
+  it('publishes on a version tag only after the tests, the package and the production build pass', () => {
+    expect(workflow.on).to.deep.equal({ push: { tags: ['v*'] } });
+    const test = workflow.jobs.test!.steps.map((s) => s.run ?? '').join('\n');
+    expect(test).to.include('npm test').and.include('npm run test:production');
+    expect(test, 'the tag must be the version').to.include('does not match package.json');
+    expect(workflow.jobs.package!.needs).to.equal('test');
+    expect(workflow.jobs.image!.needs).to.equal('test');
+  });
+
+  it('publishes the package with npm provenance and the image with a build attestation', () => {
+    const publish = workflow.jobs.package!.steps.map((s) => s.run ?? '').join('\n');
+    expect(publish).to.include('npm publish --provenance');
+    expect(workflow.jobs.package!.permissions).to.include({ 'id-token': 'write' });
+    const uses = workflow.jobs.image!.steps.map((s) => s.uses ?? '');
+    expect(uses).to.include.members(['docker/build-push-action@v6', 'actions/attest-build-provenance@v2']);
+    expect(workflow.jobs.image!.permissions).to.include({ packages: 'write', attestations: 'write' });
+  });
+});
