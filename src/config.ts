@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { TaskgateError } from './errors.js';
-import { loadProject, type Project } from './projectFile.js';
+import { loadProject } from './projectFile.js';
 
 import {
   HOW_TO_MAKE_ONE,
@@ -209,95 +209,17 @@ export const configSchema = z.object({
  */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(configSchema.shape);
 
-export interface Config {
-  env: 'development' | 'production' | 'test';
-  /** Unset outside production means: run an embedded PostgreSQL. */
-  databaseUrl: string | undefined;
-  /** Secrets accepted by the HTTP face, current first. Empty means every request is refused. */
-  secrets: string[];
-  /** True when the secret was generated at start because none was configured (never in production). */
-  secretGenerated: boolean;
-  port: number;
-  host: string;
-  logLevel: string;
-  shutdownGraceMs: number;
-  /**
-   * The project: its taskgate.config.json (TASKGATE_CONFIG, or the working folder's), the built-in
-   * tasks it chooses, and its own tasks folder (TASKS_DIR when set).
-   */
-  project: Project;
-  /**
-   * The environment as it was read, for the tasks' own settings (`settings` in a task's
-   * definition), which are checked when the tasks load.
-   */
-  environment: Readonly<Record<string, string | undefined>>;
-  database: DatabaseConfig;
-  /** How long a run's lease lasts without renewal: the bound after which a dead process's task is free. */
-  runLeaseMs: number;
-  http: HttpConfig;
-  scheduling: SchedulingConfig;
-}
+/** The variables as the schema reads them: every type of Config below is derived from these. */
+type Variables = z.output<typeof configSchema>;
 
-/** How taskgate uses its database connections (see docs/guarantees.md). */
-export interface DatabaseConfig {
-  /** Most connections taskgate's pool opens. */
-  poolMax: number;
-  /** Deadline of one statement or transaction taskgate makes (tasks may ask for their own). */
-  queryTimeoutMs: number;
-  /** Deadline of opening one connection. */
-  connectTimeoutMs: number;
-  /** How long start-up keeps trying an unreachable database before giving up. */
-  startupTimeoutMs: number;
-}
-
+/** Everything taskgate reads from its environment, checked (see loadConfig). */
+export type Config = ReturnType<typeof settings>;
 /** Missed-run alarms, heartbeats, and the remote taskgate the CLI's `trigger` and `status` call. */
-export interface SchedulingConfig {
-  /** Where failure and overdue alerts are posted as JSON (Slack-compatible `text`); unset: no alerts. */
-  alertWebhookUrl: string | undefined;
-  /** How often `serve` looks for overdue tasks (ms); 0 never looks. */
-  overdueCheckMs: number;
-  /** Ping URLs by task name (Healthchecks.io style: `/start`, success, `/fail`). */
-  heartbeatUrls: Record<string, string>;
-  /** The base URL of a remote taskgate (TASKGATE_URL). */
-  remoteUrl: string | undefined;
-}
-
-/** The HTTP face's settings (see .env.sample for what each is for). */
-export interface HttpConfig {
-  /** Proxies trusted to append the caller's address to X-Forwarded-For; 0 uses the socket address. */
-  trustProxyHops: number;
-  /** When set, GET /metrics asks for it as a bearer token. */
-  metricsToken: string | undefined;
-  /** The status page's read-only credential (the secrets are its write credential). */
-  statusToken: string | undefined;
-  /** How long a synchronous trigger waits for its run before answering 202 instead. */
-  syncWaitMs: number;
-  /** How far a signed request's timestamp may be from now, either way. */
-  signatureToleranceSeconds: number;
-  /** Failed authentications one address may make per window before it gets 429. */
-  authFailureLimit: number;
-  authFailureWindowSeconds: number;
-  /** Whether `GET /cron/:task` runs the task (Vercel Cron calls GET, with a bearer token). */
-  allowGetTriggers: boolean;
-  /** Upstash QStash's signing keys and the address it calls; null refuses every QStash request. */
-  qstash: QstashConfig | null;
-}
-
-export interface QstashConfig {
-  currentSigningKey: string;
-  nextSigningKey: string;
-  /** taskgate's public base URL (no trailing slash): a QStash signature names the URL it was sent to. */
-  publicUrl: string;
-}
+export type SchedulingConfig = Config['scheduling'];
+export type QstashConfig = NonNullable<Config['http']['qstash']>;
 
 /** QStash needs both its signing keys and the address it calls, or nothing. */
-function qstashConfig(vars: {
-  QSTASH_CURRENT_SIGNING_KEY?: string | undefined;
-  QSTASH_NEXT_SIGNING_KEY?: string | undefined;
-  PUBLIC_URL?: string | undefined;
-  RENDER_EXTERNAL_URL?: string | undefined;
-  CRON_SECRET_KEY?: string | undefined;
-}): QstashConfig | null {
+function qstashConfig(vars: Variables) {
   const current = vars.QSTASH_CURRENT_SIGNING_KEY;
   const next = vars.QSTASH_NEXT_SIGNING_KEY;
   if (current === undefined && next === undefined) return null;
@@ -325,7 +247,12 @@ function qstashConfig(vars: {
       'PUBLIC_URL is required with QStash signing keys: the https:// address QStash calls taskgate at (a signature names the URL it was sent to)',
     );
   }
-  return { currentSigningKey: current, nextSigningKey: next, publicUrl: publicUrl.replace(/\/+$/, '') };
+  return {
+    currentSigningKey: current,
+    nextSigningKey: next,
+    /** taskgate's public base URL (no trailing slash): a QStash signature names the URL it was sent to. */
+    publicUrl: publicUrl.replace(/\/+$/, ''),
+  };
 }
 
 export class ConfigError extends TaskgateError {
@@ -341,12 +268,7 @@ export class ConfigError extends TaskgateError {
  * nothing), a METRICS_TOKEN or STATUS_TOKEN that is a secret (whoever scrapes metrics or reads the status
  * page could then run tasks), a STATUS_TOKEN that is the METRICS_TOKEN.
  */
-function checkSecrets(vars: {
-  CRON_SECRET_KEY?: string | undefined;
-  CRON_SECRET_KEY_PREVIOUS?: string | undefined;
-  METRICS_TOKEN?: string | undefined;
-  STATUS_TOKEN?: string | undefined;
-}): void {
+function checkSecrets(vars: Variables): void {
   const secrets = ['CRON_SECRET_KEY', 'CRON_SECRET_KEY_PREVIOUS'] as const;
   for (const name of secrets) {
     const value = vars[name];
@@ -405,20 +327,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
     throw new ConfigError(`${variable} ${issue.message.replace(/^Invalid input: /, '')}`);
   }
   const vars = parsed.data;
-  const heartbeatUrls: Record<string, string> = {};
-  for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith(HEARTBEAT_PREFIX) || value === undefined || value.trim() === '') continue;
-    const task = name.slice(HEARTBEAT_PREFIX.length);
-    if (!/^[A-Z0-9_]+$/.test(task)) {
-      throw new ConfigError(`${name} must be ${HEARTBEAT_PREFIX} followed by a task name in capitals`);
-    }
-    const url = httpUrl.safeParse(value);
-    if (!url.success) throw new ConfigError(`${name} must be an http:// or https:// URL`);
-    heartbeatUrls[task.toLowerCase()] = url.data!;
-  }
-  const nodeEnv = vars.NODE_ENV ?? 'development';
-  const production = nodeEnv === 'production';
-
+  const production = vars.NODE_ENV === 'production';
   if (production && !vars.DATABASE_URL && options.requireDatabase !== false) {
     throw new ConfigError(
       'DATABASE_URL is required in production (embedded PostgreSQL is for development only)',
@@ -430,51 +339,101 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
     );
   }
   checkSecrets(vars);
-  const qstash = qstashConfig(vars);
-  const cwd = options.cwd ?? process.cwd();
-  const project = loadProject({ configPath: vars.TASKGATE_CONFIG, cwd });
-  if (vars.TASKS_DIR) project.tasksDir = path.resolve(cwd, vars.TASKS_DIR);
+  return settings(vars, env, options);
+}
 
+/** `HEARTBEAT_URL_<TASK>` variables, by task name. */
+function heartbeatUrls(env: NodeJS.ProcessEnv): Record<string, string> {
+  const urls: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(HEARTBEAT_PREFIX) || value === undefined || value.trim() === '') continue;
+    const task = name.slice(HEARTBEAT_PREFIX.length);
+    if (!/^[A-Z0-9_]+$/.test(task)) {
+      throw new ConfigError(`${name} must be ${HEARTBEAT_PREFIX} followed by a task name in capitals`);
+    }
+    const url = httpUrl.safeParse(value);
+    if (!url.success) throw new ConfigError(`${name} must be an http:// or https:// URL`);
+    urls[task.toLowerCase()] = url.data!;
+  }
+  return urls;
+}
+
+/** The checked variables as the rest of taskgate reads them; its return type is `Config`. */
+function settings(vars: Variables, env: NodeJS.ProcessEnv, options: LoadConfigOptions) {
+  const production = vars.NODE_ENV === 'production';
   let secretGenerated = false;
   let current = vars.CRON_SECRET_KEY;
   if (!current && options.generateSecret) {
     current = options.generateSecret();
     secretGenerated = true;
   }
-
+  const cwd = options.cwd ?? process.cwd();
+  const project = loadProject({ configPath: vars.TASKGATE_CONFIG, cwd });
+  if (vars.TASKS_DIR) project.tasksDir = path.resolve(cwd, vars.TASKS_DIR);
   return {
-    env: nodeEnv,
+    env: vars.NODE_ENV ?? 'development',
+    /** Unset outside production means: run an embedded PostgreSQL. */
     databaseUrl: vars.DATABASE_URL,
+    /** Secrets accepted by the HTTP face, current first. Empty means every request is refused. */
     secrets: [current, vars.CRON_SECRET_KEY_PREVIOUS].filter((s): s is string => Boolean(s)),
+    /** True when the secret was generated at start because none was configured (never in production). */
     secretGenerated,
     port: vars.PORT,
     host: vars.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
     logLevel: vars.LOG_LEVEL ?? options.defaultLogLevel ?? 'info',
     shutdownGraceMs: vars.SHUTDOWN_GRACE_MS,
+    /**
+     * The project: its taskgate.config.json (TASKGATE_CONFIG, or the working folder's), the built-in
+     * tasks it chooses, and its own tasks folder (TASKS_DIR when set).
+     */
     project,
-    environment: Object.freeze({ ...env }),
+    /**
+     * The environment as it was read, for the tasks' own settings (`settings` in a task's
+     * definition), which are checked when the tasks load.
+     */
+    environment: Object.freeze({ ...env }) as Readonly<Record<string, string | undefined>>,
+    /** How taskgate uses its database connections (see docs/guarantees.md). */
     database: {
+      /** Most connections taskgate's pool opens. */
       poolMax: vars.DATABASE_POOL_MAX,
+      /** Deadline of one statement or transaction taskgate makes (tasks may ask for their own). */
       queryTimeoutMs: vars.DATABASE_QUERY_TIMEOUT_MS,
+      /** Deadline of opening one connection. */
       connectTimeoutMs: vars.DATABASE_CONNECT_TIMEOUT_MS,
+      /** How long start-up keeps trying an unreachable database before giving up. */
       startupTimeoutMs: vars.DATABASE_STARTUP_TIMEOUT_MS,
     },
+    /** How long a run's lease lasts without renewal: the bound after which a dead process's task is free. */
     runLeaseMs: vars.RUN_LEASE_MS,
+    /** The HTTP face's settings (see .env.sample for what each is for). */
     http: {
+      /** Proxies trusted to append the caller's address to X-Forwarded-For; 0 uses the socket address. */
       trustProxyHops: vars.TRUST_PROXY,
+      /** When set, GET /metrics asks for it as a bearer token. */
       metricsToken: vars.METRICS_TOKEN,
+      /** The status page's read-only credential (the secrets are its write credential). */
       statusToken: vars.STATUS_TOKEN,
+      /** How long a synchronous trigger waits for its run before answering 202 instead. */
       syncWaitMs: vars.SYNC_WAIT_MS,
+      /** How far a signed request's timestamp may be from now, either way. */
       signatureToleranceSeconds: vars.SIGNATURE_TOLERANCE_SECONDS,
+      /** Failed authentications one address may make per window before it gets 429. */
       authFailureLimit: vars.AUTH_FAILURE_LIMIT,
       authFailureWindowSeconds: vars.AUTH_FAILURE_WINDOW_SECONDS,
+      /** Whether `GET /cron/:task` runs the task (Vercel Cron calls GET, with a bearer token). */
       allowGetTriggers: vars.ALLOW_GET_TRIGGERS,
-      qstash,
+      /** Upstash QStash's signing keys and the address it calls; null refuses every QStash request. */
+      qstash: qstashConfig(vars),
     },
+    /** Missed-run alarms, heartbeats, and the remote taskgate the CLI's `trigger` and `status` call. */
     scheduling: {
+      /** Where failure and overdue alerts are posted as JSON (Slack-compatible `text`); unset: no alerts. */
       alertWebhookUrl: vars.ALERT_WEBHOOK_URL,
+      /** How often `serve` looks for overdue tasks (ms); 0 never looks. */
       overdueCheckMs: vars.OVERDUE_CHECK_INTERVAL_MS,
-      heartbeatUrls,
+      /** Ping URLs by task name (Healthchecks.io style: `/start`, success, `/fail`). */
+      heartbeatUrls: heartbeatUrls(env),
+      /** The base URL of a remote taskgate (TASKGATE_URL). */
       remoteUrl: vars.TASKGATE_URL,
     },
   };
