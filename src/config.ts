@@ -19,7 +19,7 @@ export { MIN_SECRET_LENGTH, SECRET_PLACEHOLDER };
  * do. QStash signing keys are held to it too: Upstash makes them of `sig_` and about 28 random
  * characters (some 160 bits), so the floor only stops a key someone typed.
  */
-const MIN_METRICS_TOKEN_BITS = 64;
+const MIN_TOKEN_BITS = 64;
 
 const optionalText = z
   .string()
@@ -229,18 +229,6 @@ function qstashConfig(vars: Variables) {
       `${missing} is unset: QStash needs both its current and next signing keys (Upstash console, QStash, Signing keys)`,
     );
   }
-  for (const [name, key] of [
-    ['QSTASH_CURRENT_SIGNING_KEY', current],
-    ['QSTASH_NEXT_SIGNING_KEY', next],
-  ] as const) {
-    if (key === vars.CRON_SECRET_KEY) {
-      throw new ConfigError(
-        `${name} is the same as CRON_SECRET_KEY: copy QStash's own key from the Upstash console`,
-      );
-    }
-    const weakness = qstashKeyWeakness(key, MIN_METRICS_TOKEN_BITS);
-    if (weakness) throw new ConfigError(`${name} ${weakness}`);
-  }
   const publicUrl = vars.PUBLIC_URL ?? vars.RENDER_EXTERNAL_URL;
   if (publicUrl === undefined) {
     throw new ConfigError(
@@ -263,40 +251,61 @@ export class ConfigError extends TaskgateError {
 }
 
 /**
- * Refuses secrets an attacker could guess or that do two jobs: a guessable or placeholder secret
- * (secretStrength.ts), a "previous" secret that is the current one (a rotation that rotates
- * nothing), a METRICS_TOKEN or STATUS_TOKEN that is a secret (whoever scrapes metrics or reads the status
- * page could then run tasks), a STATUS_TOKEN that is the METRICS_TOKEN.
+ * Every credential taskgate accepts, in the order a clash is reported (the later one is named):
+ * what each opens, how many bits of guessing it must be worth, and what to do when it is the same
+ * as another. Each must differ from every other: a credential that does two jobs gives whoever
+ * holds it for the lesser one the greater (the status page's read-only token minting QStash
+ * tokens, a metrics scraper running tasks).
  */
-function checkSecrets(vars: Variables): void {
-  const secrets = ['CRON_SECRET_KEY', 'CRON_SECRET_KEY_PREVIOUS'] as const;
-  for (const name of secrets) {
-    const value = vars[name];
-    const weakness = value === undefined ? null : secretWeakness(value, MIN_SECRET_BITS);
-    if (weakness) throw new ConfigError(`${name} ${weakness}`);
-  }
-  if (vars.CRON_SECRET_KEY_PREVIOUS !== undefined && vars.CRON_SECRET_KEY_PREVIOUS === vars.CRON_SECRET_KEY) {
-    throw new ConfigError(
-      'CRON_SECRET_KEY_PREVIOUS is the same as CRON_SECRET_KEY: set it to the secret being replaced, or unset it',
-    );
-  }
-  const tokens = [
-    ['METRICS_TOKEN', '/metrics', secrets],
-    ['STATUS_TOKEN', 'the status page', [...secrets, 'METRICS_TOKEN']],
-  ] as const;
-  for (const [variable, what, others] of tokens) {
-    const token = vars[variable];
-    if (token === undefined) continue;
-    for (const name of others) {
-      if (token === vars[name]) {
-        throw new ConfigError(
-          `${variable} is the same as ${name}: give ${what} a token of its own (${HOW_TO_MAKE_ONE})`,
-        );
-      }
+const CREDENTIALS = [
+  { variable: 'CRON_SECRET_KEY', bits: MIN_SECRET_BITS, own: HOW_TO_MAKE_ONE },
+  {
+    variable: 'CRON_SECRET_KEY_PREVIOUS',
+    bits: MIN_SECRET_BITS,
+    own: 'set it to the secret being replaced, or unset it',
+  },
+  {
+    variable: 'METRICS_TOKEN',
+    bits: MIN_TOKEN_BITS,
+    own: `give /metrics a token of its own (${HOW_TO_MAKE_ONE})`,
+  },
+  {
+    variable: 'STATUS_TOKEN',
+    bits: MIN_TOKEN_BITS,
+    own: `give the status page a token of its own (${HOW_TO_MAKE_ONE})`,
+  },
+  {
+    variable: 'QSTASH_CURRENT_SIGNING_KEY',
+    bits: MIN_TOKEN_BITS,
+    own: "copy QStash's own key from the Upstash console (QStash, Signing keys)",
+  },
+  {
+    variable: 'QSTASH_NEXT_SIGNING_KEY',
+    bits: MIN_TOKEN_BITS,
+    own: "copy QStash's own key from the Upstash console (QStash, Signing keys)",
+  },
+] as const;
+
+/**
+ * What is wrong with the credentials that are set, one line each naming the variable: one that is
+ * the same as another, or one an attacker could guess (secretStrength.ts).
+ */
+function credentialProblems(vars: Variables): string[] {
+  const problems: string[] = [];
+  CREDENTIALS.forEach(({ variable, bits, own }, i) => {
+    const value = vars[variable];
+    if (value === undefined) return;
+    const same = CREDENTIALS.slice(0, i).find((earlier) => vars[earlier.variable] === value);
+    if (same) {
+      problems.push(`${variable} is the same as ${same.variable}: ${own}`);
+      return;
     }
-    const weakness = secretWeakness(token, MIN_METRICS_TOKEN_BITS);
-    if (weakness) throw new ConfigError(`${variable} ${weakness}`);
-  }
+    const weakness = variable.startsWith('QSTASH_')
+      ? qstashKeyWeakness(value, bits)
+      : secretWeakness(value, bits);
+    if (weakness) problems.push(`${variable} ${weakness}`);
+  });
+  return problems;
 }
 
 export interface LoadConfigOptions {
@@ -338,7 +347,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
       `CRON_SECRET_KEY is required in production: set a random string of at least ${MIN_SECRET_LENGTH} characters`,
     );
   }
-  checkSecrets(vars);
+  const problems = credentialProblems(vars);
+  if (problems.length > 0) throw new ConfigError(problems[0]!);
   return settings(vars, env, options);
 }
 

@@ -140,6 +140,30 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses any credential equal to another one, naming both: the QStash keys and the status token too', () => {
+    const credentials = [
+      'CRON_SECRET_KEY',
+      'CRON_SECRET_KEY_PREVIOUS',
+      'METRICS_TOKEN',
+      'STATUS_TOKEN',
+      'QSTASH_CURRENT_SIGNING_KEY',
+      'QSTASH_NEXT_SIGNING_KEY',
+    ];
+    // Each its own random value, valid for every one of them (QStash keys included).
+    const own = () => Object.fromEntries(credentials.map((name) => [name, upstashKey()]));
+    const base = { ...PRODUCTION, PUBLIC_URL: 'https://x.example' };
+    expect(() => loadConfig({ ...base, ...own() })).not.to.throw();
+    credentials.forEach((later, i) => {
+      for (const earlier of credentials.slice(0, i)) {
+        const env: Record<string, string> = { ...base, ...own() };
+        env[later] = env[earlier]!;
+        expect(refusal(env), `${later} = ${earlier}`).to.match(
+          new RegExp(`^${later} is the same as ${earlier}: `),
+        );
+      }
+    });
+  });
+
   it('names the variable when a value is malformed', () => {
     expect(refusal({ PORT: 'eighty' })).to.match(/^PORT /);
     expect(refusal({ PORT: '70000' })).to.match(/^PORT /);
