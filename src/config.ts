@@ -6,13 +6,12 @@ import { loadProject } from './projectFile.js';
 import {
   HOW_TO_MAKE_ONE,
   MIN_SECRET_BITS,
-  MIN_SECRET_LENGTH,
   qstashKeyWeakness,
   SECRET_PLACEHOLDER,
   secretWeakness,
 } from './secretStrength.js';
 
-export { MIN_SECRET_LENGTH, SECRET_PLACEHOLDER };
+export { SECRET_PLACEHOLDER };
 
 /**
  * METRICS_TOKEN and STATUS_TOKEN only let their holder read: half a shared secret's strength will
@@ -34,11 +33,6 @@ const integer = (fallback: number, min: number, max: number) =>
     .pipe(z.string().regex(/^\d+$/, 'must be a whole number'))
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
-
-const secret = optionalText.refine(
-  (value) => value === undefined || value.length >= MIN_SECRET_LENGTH,
-  `must be at least ${MIN_SECRET_LENGTH} characters (${HOW_TO_MAKE_ONE})`,
-);
 
 /** How many proxies in front of taskgate append to X-Forwarded-For; 0 trusts none. */
 const proxyHops = optionalText
@@ -99,33 +93,24 @@ export const configSchema = z.object({
       default: 'an embedded PostgreSQL (not in production)',
       description: '`postgres://…` of the database taskgate works on and keeps its own schema in',
     }),
-  CRON_SECRET_KEY: secret.meta({
+  // The credentials' strength is judged in bits, with their clashes (credentialProblems).
+  CRON_SECRET_KEY: optionalText.meta({
     default: 'made up at start and printed (development only)',
     description:
-      'the shared secret schedulers send: worth 2^128 guesses, 32 characters at least ([strength](security.md#how-strong-a-secret-must-be); `openssl rand -hex 32`)',
+      'the shared secret schedulers send: worth 2^112 guesses, whatever its length ([strength](security.md#how-strong-a-secret-must-be); `openssl rand -hex 32`)',
   }),
-  CRON_SECRET_KEY_PREVIOUS: secret.describe(
+  CRON_SECRET_KEY_PREVIOUS: optionalText.describe(
     'the previous secret, still accepted during a [rotation](security.md#rotating-the-secret)',
   ),
   TRUST_PROXY: proxyHops.describe(
     'how many proxies in front of taskgate append to `X-Forwarded-For` (Render: 2); 0 ignores the header',
   ),
-  METRICS_TOKEN: optionalText
-    .refine(
-      (value) => value === undefined || value.length >= 16,
-      `must be at least 16 characters (${HOW_TO_MAKE_ONE})`,
-    )
-    .describe(
-      'when set, `/metrics` asks for `Authorization: Bearer <token>` (16+ characters worth 2^64 guesses, not a secret); in production `/metrics` exists only when it is set',
-    ),
-  STATUS_TOKEN: optionalText
-    .refine(
-      (value) => value === undefined || value.length >= 16,
-      `must be at least 16 characters (${HOW_TO_MAKE_ONE})`,
-    )
-    .describe(
-      "the [status page](operating.md#status-page)'s read-only credential (16+ characters worth 2^64 guesses, neither a secret nor `METRICS_TOKEN`); in production `/status` exists only when it is set",
-    ),
+  METRICS_TOKEN: optionalText.describe(
+    'when set, `/metrics` asks for `Authorization: Bearer <token>` (worth 2^64 guesses, the same as no other credential); in production `/metrics` exists only when it is set',
+  ),
+  STATUS_TOKEN: optionalText.describe(
+    "the [status page](operating.md#status-page)'s read-only credential (worth 2^64 guesses, the same as no other credential); in production `/status` exists only when it is set",
+  ),
   SYNC_WAIT_MS: integer(25_000, 0, 600_000).describe(
     'how long a trigger waits for its run before answering 202 with a `Location`; 0 always answers 202',
   ),
@@ -188,7 +173,7 @@ export const configSchema = z.object({
     '`true` lets `GET /cron/<task>` with `Authorization: Bearer <secret>` run the task, for [Vercel Cron](schedulers.md#vercel-cron); off, GET is 405',
   ),
   QSTASH_CURRENT_SIGNING_KEY: optionalText.describe(
-    "[Upstash QStash](schedulers.md#upstash-qstash)'s current signing key: both keys or neither, never the secret, worth 2^64 guesses, not the SDK's development keys; unset, requests QStash signed are refused",
+    "[Upstash QStash](schedulers.md#upstash-qstash)'s current signing key: both keys or neither, the same as no other credential, worth 2^64 guesses, not the SDK's development keys; unset, requests QStash signed are refused",
   ),
   QSTASH_NEXT_SIGNING_KEY: optionalText.describe("QStash's next signing key"),
   PUBLIC_URL: httpUrl.meta({
@@ -322,6 +307,11 @@ export interface LoadConfigOptions {
   requireDatabase?: boolean;
   /** Where a relative TASKGATE_CONFIG or TASKS_DIR, and the project's config file, are found. */
   cwd?: string;
+  /**
+   * A credential that is weak or the same as another is refused (the default), or, for `doctor`,
+   * kept and its problem listed in `credentialProblems`: a diagnostic reports what it finds.
+   */
+  credentials?: 'refuse' | 'report';
 }
 
 /**
@@ -343,13 +333,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: LoadConfigOptions = 
     );
   }
   if (production && !vars.CRON_SECRET_KEY && options.requireSecret !== false) {
-    throw new ConfigError(
-      `CRON_SECRET_KEY is required in production: set a random string of at least ${MIN_SECRET_LENGTH} characters`,
-    );
+    throw new ConfigError(`CRON_SECRET_KEY is required in production: set a random one (${HOW_TO_MAKE_ONE})`);
   }
   const problems = credentialProblems(vars);
-  if (problems.length > 0) throw new ConfigError(problems[0]!);
-  return settings(vars, env, options);
+  if (problems.length > 0 && options.credentials !== 'report') throw new ConfigError(problems[0]!);
+  return settings(vars, env, options, problems);
 }
 
 /** `HEARTBEAT_URL_<TASK>` variables, by task name. */
@@ -369,7 +357,12 @@ function heartbeatUrls(env: NodeJS.ProcessEnv): Record<string, string> {
 }
 
 /** The checked variables as the rest of taskgate reads them; its return type is `Config`. */
-function settings(vars: Variables, env: NodeJS.ProcessEnv, options: LoadConfigOptions) {
+function settings(
+  vars: Variables,
+  env: NodeJS.ProcessEnv,
+  options: LoadConfigOptions,
+  credentialProblems: readonly string[],
+) {
   const production = vars.NODE_ENV === 'production';
   let secretGenerated = false;
   let current = vars.CRON_SECRET_KEY;
@@ -388,6 +381,8 @@ function settings(vars: Variables, env: NodeJS.ProcessEnv, options: LoadConfigOp
     secrets: [current, vars.CRON_SECRET_KEY_PREVIOUS].filter((s): s is string => Boolean(s)),
     /** True when the secret was generated at start because none was configured (never in production). */
     secretGenerated,
+    /** What is wrong with the credentials (see credentialProblems): empty unless asked to report. */
+    credentialProblems,
     port: vars.PORT,
     host: vars.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
     logLevel: vars.LOG_LEVEL ?? options.defaultLogLevel ?? 'info',

@@ -4,9 +4,15 @@ import { CELL_DIGITS, LETTER_PAIRS } from './letterPairs.js';
 
 /** The `.env.sample` placeholder: a deployment that still carries it has not set a secret. */
 export const SECRET_PLACEHOLDER = 'change-me-to-a-random-string-of-at-least-32-characters';
-export const MIN_SECRET_LENGTH = 32;
-/** What a shared secret must be worth: out of reach of any guessing, online or offline. */
-export const MIN_SECRET_BITS = 128;
+/**
+ * What a shared secret must be worth: out of reach of any guessing, online or offline. Its length
+ * does not matter, its bits do. 112 is NIST's least security strength for an HMAC key (SP 800-131A,
+ * SP 800-57): 2^112 HMACs of a captured signed request are some 250,000 years of every Bitcoin
+ * miner's hashing. It takes a UUIDv4 (122 random bits, the cron secret many schedulers already
+ * hold) and 16 random bytes in any encoding (`secrets.token_urlsafe(16)`, 22 characters), and
+ * refuses 12 bytes (96) and a UUIDv7 (74).
+ */
+export const MIN_SECRET_BITS = 112;
 export const HOW_TO_MAKE_ONE = 'make one with: openssl rand -hex 32';
 /**
  * The signing keys the @upstash/qstash SDK publishes for its local development server: anyone can

@@ -18,9 +18,12 @@ export interface Bootstrap {
  * The CLI's composition root: the environment is read here, once, through loadConfig. Logs go to
  * stderr so that stdout carries only the command's answer (`--json` stays parseable).
  */
-export function bootstrap(options: { serve?: boolean; database?: boolean } = {}): Bootstrap {
+export function bootstrap(
+  options: { serve?: boolean; database?: boolean; doctor?: boolean } = {},
+): Bootstrap {
   loadDotEnv();
   const config = loadConfig(process.env, {
+    credentials: options.doctor ? 'report' : 'refuse',
     defaultLogLevel: options.serve ? 'info' : 'warn',
     generateSecret: options.serve ? () => randomBytes(32).toString('hex') : undefined,
     // Only `serve` checks callers' secrets; the other commands never use one.

@@ -13,7 +13,7 @@ export function registerDoctorCommand(cli: Argv): Argv {
     'check the database, the pooler, the schema, each task, the secret, the clock and the workflow (exit 1 on a failure)',
     (y) => y.option('json', { type: 'boolean', default: false, describe: 'print JSON instead of text' }),
     async (argv) => {
-      const { config, logger } = bootstrap();
+      const { config, logger } = bootstrap({ doctor: true });
       const { runDoctor } = await import('../monitoring/doctor.js');
       const { openDatabase } = await import('../service.js');
       const registry = await loadConfiguredTasks(config);

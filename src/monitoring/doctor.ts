@@ -40,7 +40,7 @@ export async function runDoctor(input: DoctorInput): Promise<CheckResult[]> {
       checks.push({ name: 'database', verdict: 'fail', message: (error as Error).message });
     }
   }
-  checks.push(secretCheck(config));
+  checks.push(...secretChecks(config));
   checks.push(await workflowCheck(registry, input.workflowFile));
   return checks;
 }
@@ -137,25 +137,35 @@ async function databaseChecks(
   return checks;
 }
 
-/** Whether a secret is set. A weak one never gets here: loadConfig refuses it, in every command. */
-function secretCheck(config: Config): CheckResult {
+/**
+ * Whether a secret is set, and what is wrong with the credentials: doctor reports a weak or
+ * repeated credential (loadConfig keeps it for doctor alone) where `serve` refuses to start.
+ */
+function secretChecks(config: Config): CheckResult[] {
+  if (config.credentialProblems.length > 0) {
+    return config.credentialProblems.map((problem) => ({
+      name: 'secret',
+      verdict: 'fail',
+      message: `${problem}; \`taskgate serve\` refuses to start with it`,
+    }));
+  }
   const secret = config.secretGenerated ? undefined : config.secrets[0];
   if (!secret) {
     // doctor needs no secret (it may run where only DATABASE_URL is set); serve does.
-    return {
-      name: 'secret',
-      verdict: 'skip',
-      message:
-        config.env === 'production'
-          ? 'CRON_SECRET_KEY is not set here: `taskgate serve` refuses to start without one'
-          : 'CRON_SECRET_KEY is not set here: `taskgate serve` makes one up at each start (development only)',
-    };
+    return [
+      {
+        name: 'secret',
+        verdict: 'skip',
+        message:
+          config.env === 'production'
+            ? 'CRON_SECRET_KEY is not set here: `taskgate serve` refuses to start without one'
+            : 'CRON_SECRET_KEY is not set here: `taskgate serve` makes one up at each start (development only)',
+      },
+    ];
   }
-  return {
-    name: 'secret',
-    verdict: 'ok',
-    message: `CRON_SECRET_KEY set (${secret.length} characters) and strong enough`,
-  };
+  return [
+    { name: 'secret', verdict: 'ok', message: 'CRON_SECRET_KEY set, and every credential set strong enough' },
+  ];
 }
 
 async function workflowCheck(registry: Registry, file: string): Promise<CheckResult> {
