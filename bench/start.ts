@@ -1,6 +1,7 @@
 /**
  * `npm run bench:start` (after `npm run build`): how fast the compiled server starts and how much
- * memory it holds idle, beside a bare Koa app started the same way.
+ * memory it holds idle, beside a bare Koa app started the same way; and how fast `serve` gives up
+ * on a port in use, beside `--version`.
  *
  * Each start is a new process, `node dist/src/cli/main.js serve` in production on a migrated
  * database, timed from spawn to its first 200 on /healthz and then on /readyz; its RSS is read
@@ -11,6 +12,9 @@
  * embedded PostgreSQL is started in a temporary folder. BENCH_STARTS: starts of each (default 7).
  * BENCH_IDLE_MS: idle time before RSS is read (default 1000). BENCH_CLI: another compiled main.js.
  */
+
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import {
   BARE_KOA,
@@ -21,6 +25,7 @@ import {
   productionEnv,
   requireBuild,
   rssMb,
+  runCli,
   type Started,
   startServer,
 } from './support.js';
@@ -45,6 +50,34 @@ async function measure(start: () => Promise<Started>): Promise<Measured> {
   }
 }
 
+/**
+ * `serve` on a port already taken must say so and exit before it opens anything: spawn to exit,
+ * against `--version` (the cost of loading node and the CLI alone), alternating.
+ */
+async function portInUse(env: Record<string, string>): Promise<{ portInUse: number[]; version: number[] }> {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const port = String((taken.address() as AddressInfo).port);
+  const times = { portInUse: [] as number[], version: [] as number[] };
+  try {
+    for (let i = 0; i < STARTS; i++) {
+      for (const which of i % 2 === 0
+        ? (['version', 'portInUse'] as const)
+        : (['portInUse', 'version'] as const)) {
+        const result =
+          which === 'version'
+            ? await runCli(['--version'], {})
+            : await runCli(['serve'], { ...env, HOST: '127.0.0.1', PORT: port });
+        if (result.code !== (which === 'version' ? 0 : 1)) throw new Error(`${which}: ${result.stderr}`);
+        times[which].push(result.ms);
+      }
+    }
+  } finally {
+    await new Promise<void>((resolve) => taken.close(() => resolve()));
+  }
+  return times;
+}
+
 async function main(): Promise<boolean> {
   requireBuild();
   const database = await openBenchDatabase();
@@ -63,6 +96,7 @@ async function main(): Promise<boolean> {
       }
       runs.push(round);
     }
+    const exits = await portInUse(env);
     const pick = (side: 'bare' | 'taskgate', field: keyof Measured) => runs.map((r) => r[side][field]);
     const med = (side: 'bare' | 'taskgate', field: keyof Measured) => median(pick(side, field));
     const each = (side: 'bare' | 'taskgate', field: keyof Measured) =>
@@ -86,6 +120,8 @@ async function main(): Promise<boolean> {
       row('spawn to /readyz 200', 'readyzMs', 'ms'),
       row(`RSS after ${IDLE_MS} ms idle`, 'rssMb', 'MB'),
       `first start on a fresh database (applies the migrations): /healthz ${Math.round(first.healthzMs)} ms, /readyz ${Math.round(first.readyzMs)} ms, ${first.rssMb} MB`,
+      `port in use, spawn to exit 1: ${Math.round(median(exits.portInUse))} ms (median) against ${Math.round(median(exits.version))} ms for --version, ratio ${(median(exits.portInUse) / median(exits.version)).toFixed(2)}x`,
+      `${''.padEnd(26)} per run: port in use ${exits.portInUse.map(Math.round).join(' / ')}; --version ${exits.version.map(Math.round).join(' / ')}`,
       '',
       `target: /healthz <= ${TARGETS.healthzMs} ms: ${Math.round(healthz)} ms (median) ${okHealthz ? 'met' : 'MISSED'}`,
       `target: idle RSS <= ${TARGETS.idleRssMb} MB: ${rss} MB (median) ${okRss ? 'met' : 'MISSED'}`,
