@@ -81,7 +81,7 @@ describe('clearsessions_daily', () => {
   it('deletes in batches of batchSize, all of the expired ones, counting them', async () => {
     await db.sql.query(
       `insert into django_session
-       select md5(g::text), 'e30:data', $1::timestamptz - (g || ' seconds')::interval from generate_series(1, 2_345) g`,
+       select md5(g::text), 'e30:data', $1::timestamptz - (g || ' seconds')::interval from generate_series(1, 2345) g`,
       [CUTOFF.toISOString()],
     );
     await insertSessions(['1 day']);
