@@ -223,7 +223,9 @@ const GUESSABLE = [
 ];
 
 describe('loadConfig: how guessable a secret is', () => {
-  it('refuses secrets made of patterns or words, naming the variable, what it found and how to make one', () => {
+  it('refuses secrets made of patterns or words, naming the variable, what it found and how to make one', function () {
+    // Thousands of secrets judged (and zxcvbn loaded): CPU-bound, slow on a busy machine.
+    this.timeout(120_000);
     for (const name of ['CRON_SECRET_KEY', 'CRON_SECRET_KEY_PREVIOUS']) {
       for (const weak of GUESSABLE) {
         const message = refusal({ ...PRODUCTION, [name]: weak });
@@ -240,7 +242,9 @@ describe('loadConfig: how guessable a secret is', () => {
     expect(refusal({ ...PRODUCTION, CRON_SECRET_KEY: GUESSABLE[4] })).to.match(/dictionary words/);
   });
 
-  it('accepts thousands of random secrets from each generator without a single refusal', () => {
+  it('accepts thousands of random secrets from each generator without a single refusal', function () {
+    // Thousands of secrets judged (and zxcvbn loaded): CPU-bound, slow on a busy machine.
+    this.timeout(120_000);
     const refused: string[] = [];
     for (const [generator, make] of Object.entries(GENERATORS)) {
       for (let i = 0; i < 1000; i++) {
