@@ -217,6 +217,7 @@ describe('taskgate init', function () {
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     const answer = async (question: RegExp, keys: string) => {
       // Colours and cursor moves apart, the screen's text.
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the terminal codes it removes
       const text = () => screen.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
       for (let waited = 0; !question.test(text()); waited += 50) {
         if (waited > 30_000) throw new Error(`no question ${question} on the screen:\n${text()}`);
