@@ -33,7 +33,20 @@ import { type CodeBlock, codeBlocks, type DocPage, docPages } from './support/do
  *   naming a `taskgate serve` of that project on a free port;
  * - with HOME a folder of the test's own, whose .curlrc makes curl fail on an HTTP error answer
  *   (so that a command answered 4xx or 5xx fails its block, as a reader would see it fail).
+ *
+ * One shortcut: `npx <bin>` of a bin the project has installed runs that bin, as npx does, without
+ * npx's own start (about half a second of CPU each time, some thirty times); any other npx is npx.
  */
+
+/** npx for a bin in the project's node_modules/.bin, from wherever the reader is in the project. */
+const NPX = `npx() {
+  local dir=$PWD
+  while [ "$dir" != / ]; do
+    if [ -x "$dir/node_modules/.bin/$1" ]; then "$dir/node_modules/.bin/$1" "\${@:2}"; return; fi
+    dir=$(dirname "$dir")
+  done
+  command npx "$@"
+}`;
 
 const run = promisify(execFile);
 
@@ -139,6 +152,7 @@ async function startServe(project: string, env: Record<string, string>): Promise
 function session(steps: Step[], folder: string, project: string): string {
   return [
     'set -e',
+    NPX,
     ...steps.map((step, index) =>
       [
         `echo "@@step ${index}" >&2`,
