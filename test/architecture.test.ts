@@ -88,4 +88,33 @@ describe('the architecture', () => {
     for (const file of files) visit(file, []);
     expect(cycles).to.deep.equal([]);
   });
+
+  it('is described in docs/design/architecture.md: each room, and the rooms it may import', async () => {
+    const page = await readFile(path.join(ROOT, 'docs/design/architecture.md'), 'utf8');
+    const rows = new Map(
+      page
+        .split('\n')
+        .filter((line) => /^\| `(src|tasks)/.test(line))
+        .map((line) => line.split('|').map((cell) => cell.trim()))
+        .map((cells) => [cells[1]!, cells[3]!]),
+    );
+    const folder = (room: string) =>
+      ({ kernel: '`src/*.ts` (kernel)', composition: '`src/service.ts`', tasks: '`tasks/`' })[room] ??
+      `\`src/${room}/\``;
+    const described = Object.keys(MAY_IMPORT).map((room) => {
+      const text = rows.get(folder(room));
+      if (text === undefined) return `${room}: no row for ${folder(room)}`;
+      if (text === 'everything') return room;
+      const words = text
+        .replace(/\(.*?\)/g, '')
+        .replace(/^the /, '')
+        .split(',')
+        .map((word) => word.trim());
+      const others = (rooms: string[]) => rooms.filter((r) => r !== room).sort();
+      return JSON.stringify(others(words)) === JSON.stringify(others(MAY_IMPORT[room]!))
+        ? room
+        : `${room}: the page says it may import ${text}`;
+    });
+    expect(described).to.deep.equal(Object.keys(MAY_IMPORT));
+  });
 });
