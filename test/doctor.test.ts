@@ -48,7 +48,9 @@ describe('taskgate doctor', () => {
       pooler: 'ok',
       schema: 'ok',
       'clearsessions_daily: table': 'ok',
+      'clearsessions_daily: privileges': 'ok',
       'flushexpiredtokens_daily: tables': 'ok',
+      'flushexpiredtokens_daily: privileges': 'ok',
       'flushexpiredtokens_daily: tokens': 'ok',
       clock: 'ok',
       secret: 'ok',
@@ -89,6 +91,48 @@ describe('taskgate doctor', () => {
       );
     } finally {
       await django.drop();
+    }
+  });
+
+  it('fails a role that can read the tables but not delete from them, naming what it lacks', async () => {
+    // Roles belong to the whole cluster: one of this run's own, dropped at the end.
+    const role = `taskgate_reader_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+    const connection = db.orm.em.getConnection();
+    await connection.execute(`create role ${role} login`);
+    try {
+      await connection.execute(
+        `grant connect on database ${db.name} to ${role};
+         grant usage on schema public, taskgate to ${role};
+         grant select on all tables in schema public, taskgate to ${role}`,
+      );
+      const url = new URL(db.url);
+      url.username = role;
+      url.password = '';
+      const { code, report } = await doctor({ DATABASE_URL: url.toString(), CRON_SECRET_KEY: TEST_SECRET });
+      expect(code).to.equal(1);
+      expect(verdicts(report)).to.include({
+        'flushexpiredtokens_daily: tables': 'ok',
+        'flushexpiredtokens_daily: privileges': 'fail',
+        'clearsessions_daily: privileges': 'fail',
+      });
+      expect(message(report, 'flushexpiredtokens_daily: privileges')).to.equal(
+        `role "${role}" lacks DELETE on "token_blacklist_outstandingtoken", DELETE on "token_blacklist_blacklistedtoken": ` +
+          `the run would fail on "permission denied" (GRANT DELETE ON the tables TO "${role}")`,
+      );
+      expect(message(report, 'clearsessions_daily: privileges')).to.match(
+        new RegExp(`^role "${role}" lacks UPDATE on "django_session", DELETE on "django_session"`),
+      );
+      await connection.execute(
+        `grant delete on token_blacklist_outstandingtoken, token_blacklist_blacklistedtoken to ${role}`,
+      );
+      const granted = await doctor({ DATABASE_URL: url.toString(), CRON_SECRET_KEY: TEST_SECRET });
+      expect(verdicts(granted.report)).to.include({ 'flushexpiredtokens_daily: privileges': 'ok' });
+      expect(message(granted.report, 'flushexpiredtokens_daily: privileges')).to.equal(
+        `role "${role}" has SELECT, DELETE on "token_blacklist_outstandingtoken"; SELECT, DELETE on "token_blacklist_blacklistedtoken"`,
+      );
+    } finally {
+      await connection.execute(`drop owned by ${role}; drop role ${role}`).catch(() => undefined);
+      // DROP OWNED must run in each database the role has privileges in: this one only.
     }
   });
 

@@ -17,6 +17,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import type { SqlClient } from '../../src/db/sql.js';
 import type { CheckResult } from '../../src/task.js';
+import { privilegeCheck } from '../_shared/checks.js';
 
 const quote = (name: string) => pg.escapeIdentifier(name);
 
@@ -138,14 +139,21 @@ export async function checkSessionTableHealth(
   table: string,
   task: string,
 ): Promise<CheckResult[]> {
-  const { rows } = await client.query('select now() as now');
-  let counts: { total: number; expired: number };
   try {
-    counts = await countExpiredSessions(client, table, rows[0]!.now as Date);
+    await checkSessionTable(client, table);
   } catch (error) {
     if (!(error instanceof SessionTableError)) throw error;
     return [{ name: `${task}: table`, verdict: 'fail', message: error.message }];
   }
+  // A batch locks its rows (FOR UPDATE: the UPDATE privilege) and deletes them.
+  const privileges = await privilegeCheck(client, task, [
+    { table, privileges: ['SELECT', 'UPDATE', 'DELETE'] },
+  ]);
+  if (privileges.verdict !== 'ok') {
+    return [{ name: `${task}: table`, verdict: 'ok', message: `"${table}" present` }, privileges];
+  }
+  const { rows } = await client.query('select now() as now');
+  const counts = await countExpiredSessions(client, table, rows[0]!.now as Date);
   const n = (value: number) => value.toLocaleString('en-US');
   return [
     {
@@ -153,5 +161,6 @@ export async function checkSessionTableHealth(
       verdict: 'ok',
       message: `"${table}" present: ${n(counts.total)} sessions, ${n(counts.expired)} expired (the next run deletes those)`,
     },
+    privileges,
   ];
 }

@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import type { SqlClient } from '../../src/db/sql.js';
 import type { CheckResult } from '../../src/task.js';
+import { privilegeCheck } from '../_shared/checks.js';
 import { checkTokenTables, countExpiredTokensSql, type TokenTables, TokenTablesError } from './flush.js';
 
 const tableName = (fallback: string) =>
@@ -85,6 +86,17 @@ export async function checkSimplejwtTables(
     if (!(error instanceof TokenTablesError)) throw error;
     return [{ name: `${task}: tables`, verdict: 'fail', message: error.message }];
   }
+  // What the flush does: reads and deletes in both tables (the blacklist's key is checked as its owner).
+  const privileges = await privilegeCheck(client, task, [
+    { table: tables.outstanding, privileges: ['SELECT', 'DELETE'] },
+    { table: tables.blacklist, privileges: ['SELECT', 'DELETE'] },
+  ]);
+  const present: CheckResult = {
+    name: `${task}: tables`,
+    verdict: 'ok',
+    message: `"${tables.outstanding}" and "${tables.blacklist}" present, foreign key DEFERRABLE`,
+  };
+  if (privileges.verdict !== 'ok') return [present, privileges];
   const total = await client.query(
     `select count(*)::bigint::text as n from ${quoteName(tables.outstanding)}`,
   );
@@ -93,11 +105,8 @@ export async function checkSimplejwtTables(
   const expired = await client.query(countExpiredTokensSql(tables), [rows[0]!.now]);
   const n = (value: unknown) => Number(value).toLocaleString('en-US');
   return [
-    {
-      name: `${task}: tables`,
-      verdict: 'ok',
-      message: `"${tables.outstanding}" and "${tables.blacklist}" present, foreign key DEFERRABLE`,
-    },
+    present,
+    privileges,
     {
       name: `${task}: tokens`,
       verdict: 'ok',
