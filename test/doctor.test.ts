@@ -43,7 +43,9 @@ describe('taskgate doctor', () => {
     const { code, report } = await doctor({ DATABASE_URL: db.url, CRON_SECRET_KEY: TEST_SECRET });
     expect(code).to.equal(0);
     expect(report.status).to.equal('ok');
-    expect(verdicts(report)).to.deep.equal({
+    // One line per check, every one ok; the Django pack's tasks add theirs (test/pack.test.ts).
+    expect(Object.values(verdicts(report)).every((verdict) => verdict === 'ok')).to.equal(true);
+    expect(verdicts(report)).to.include({
       database: 'ok',
       pooler: 'ok',
       schema: 'ok',

@@ -63,7 +63,10 @@ export class TaskExecution {
   }
 
   /** Calls the task and gives its outcome; a task stopped by its signal is cancelled or interrupted. */
-  async run(params: Record<string, unknown>, deps: { db: Db; orm?: () => MikroORM }): Promise<RunOutcome> {
+  async run(
+    params: Record<string, unknown>,
+    deps: { db: Db; orm?: () => MikroORM; now?: (startedAt: Date) => Date },
+  ): Promise<RunOutcome> {
     const { db, orm } = deps;
     const { definition, settings } = this.registered;
     const started = this.entry.run;
@@ -83,7 +86,7 @@ export class TaskExecution {
           return em;
         },
         logger: this.logger,
-        now: new Date(started.startedAt),
+        now: deps.now?.(new Date(started.startedAt)) ?? new Date(started.startedAt),
         signal: abort.signal,
         dryRun: started.dryRun,
         runId: started.id,

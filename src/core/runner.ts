@@ -61,6 +61,11 @@ export interface RunnerDeps {
   listeners?: RunListener[];
   /** How often `wait` looks at a run that another process is running. */
   pollMs?: number;
+  /**
+   * What a task is given as `now`. By default the run's start on the database clock; the tests
+   * that compare a task with an upstream command frozen at one instant give that instant.
+   */
+  now?: (startedAt: Date) => Date;
 }
 
 /**

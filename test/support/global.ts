@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -70,8 +71,46 @@ function checkTools(): void {
   process.stderr.write(`\n!!! ${message} !!!\n\n`);
 }
 
+/**
+ * The Django pack's equality tests run upstream's commands with Debian's Python packages
+ * (`.ci/run` installs them): python3-django and each app's package.
+ */
+export const PYTHON = '/usr/bin/python3';
+const DJANGO_MODULES = [
+  'django',
+  'psycopg2',
+  'rest_framework_simplejwt',
+  'oauth2_provider',
+  'axes',
+  'simple_history',
+  'reversion',
+  'django_celery_results',
+  'celery',
+];
+const DJANGO_PACKAGES =
+  'python3-django python3-psycopg2 python3-djangorestframework-simplejwt python3-django-oauth-toolkit ' +
+  'python3-django-axes python3-django-simple-history python3-django-reversion python3-django-celery-results';
+/** '1' when they are installed: the test files, in worker processes, read it (django.ts, requireDjango). */
+export const DJANGO_VARIABLE = 'TASKGATE_TEST_DJANGO';
+
+async function checkDjango(): Promise<void> {
+  const problem = existsSync(PYTHON)
+    ? await new Promise<string | null>((resolve) =>
+        execFile(PYTHON, ['-c', `import ${DJANGO_MODULES.join(', ')}`], (error, _out, stderr) =>
+          resolve(error ? (stderr.trim().split('\n').pop() ?? error.message) : null),
+        ),
+      )
+    : `${PYTHON} is missing`;
+  process.env[DJANGO_VARIABLE] = problem ? '0' : '1';
+  if (!problem) return;
+  const message = `Django for the pack's equality tests: ${problem} (apt-get install ${DJANGO_PACKAGES}); those suites are skipped`;
+  if (process.env.CI) throw new Error(message.replace(/; those suites.*/, ': CI never skips them'));
+  process.stderr.write(`\n!!! ${message} !!!\n\n`);
+}
+
 export async function mochaGlobalSetup(): Promise<void> {
   checkTools();
+  await checkDjango();
   const started = performance.now();
   let adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) {

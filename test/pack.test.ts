@@ -1,0 +1,209 @@
+import { expect } from 'chai';
+import { Registry, validateTask } from '../src/core/registry.js';
+import { Runner } from '../src/core/runner.js';
+import { createLogger } from '../src/logger.js';
+import type { AnyTask } from '../src/task.js';
+import axesExpire from '../tasks/axesexpireattempts_hourly.js';
+import axesLogs from '../tasks/axesresetlogs_daily.js';
+import celeryCleanup from '../tasks/celerybackendcleanup_daily.js';
+import { runCli } from './support/cli.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { TEST_SECRET, testConfig } from './support/runner.js';
+
+/**
+ * What every task of the Django pack does besides matching upstream's rows (pack-equality.test.ts):
+ * batches, dry runs, stopping between batches, a clear failure on missing tables, doctor's lines.
+ * The test database has each task's tables, made by its prepareDevDatabase (the global setup).
+ */
+const NOW = new Date('2031-03-04T05:06:07.890Z');
+const at = (offset: string) => `('${NOW.toISOString()}'::timestamptz + interval '${offset}')`;
+const silent = createLogger({ level: 'silent', pretty: false });
+
+interface Case {
+  task: AnyTask;
+  env?: Record<string, string>;
+  /** The table the task deletes from. */
+  table: string;
+  /** Inserts `old` rows the task deletes and `live` rows it keeps. */
+  seed: (db: TestDatabase, old: number, live: number) => Promise<void>;
+  /** The tables a missing one of which fails the run. */
+  missing: string;
+}
+
+const access =
+  (table: string, extra: { columns: string; values: string } | null) =>
+  async (db: TestDatabase, old: number, live: number) => {
+    await db.sql.query(
+      `insert into ${table} (user_agent, ip_address, username, http_accept, path_info, attempt_time${extra ? `, ${extra.columns}` : ''})
+       select 'agent ' || g, null, 'user' || g, '*/*', '/login/',
+              case when g <= $1 then ${at('-400 days')} else ${at('0 seconds')} end${extra ? `, ${extra.values}` : ''}
+         from generate_series(1, $1::int + $2::int) as g`,
+      [old, live],
+    );
+  };
+
+const CASES: Case[] = [
+  {
+    task: axesLogs,
+    table: 'axes_accesslog',
+    seed: access('axes_accesslog', null),
+    missing: 'axes_accesslog',
+  },
+  {
+    task: axesExpire,
+    env: { AXES_COOLOFF_TIME: '1' },
+    table: 'axes_accessattempt',
+    seed: access('axes_accessattempt', {
+      columns: 'get_data, post_data, failures_since_start',
+      values: "'', '', 3",
+    }),
+    missing: 'axes_accessattempt',
+  },
+  {
+    task: celeryCleanup,
+    table: 'django_celery_results_taskresult',
+    seed: async (db, old, live) => {
+      await db.sql.query(
+        `insert into django_celery_results_taskresult (task_id, status, content_type, content_encoding, date_done, date_created)
+         select 'task-' || g, 'SUCCESS', 'application/json', 'utf-8',
+                case when g <= $1 then ${at('-400 days')} else ${at('0 seconds')} end, ${at('-400 days')}
+           from generate_series(1, $1::int + $2::int) as g`,
+        [old, live],
+      );
+    },
+    missing: 'django_celery_results_groupresult',
+  },
+];
+
+describe('the Django pack tasks', () => {
+  let db: TestDatabase;
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(async () => db?.drop());
+
+  function runner(task: AnyTask, env: Record<string, string> = {}) {
+    return new Runner({
+      db: db.sql,
+      registry: new Registry([validateTask(`${task.name}.ts`, task, env)]),
+      logger: silent,
+      config: testConfig(db, env),
+      now: () => NOW,
+    });
+  }
+  const rows = async (table: string) =>
+    Number((await db.sql.query(`select count(*)::int as n from ${table}`)).rows[0]!.n);
+
+  for (const c of CASES) {
+    describe(c.task.name, () => {
+      beforeEach(async () => db.sql.query(`truncate ${c.table}`));
+
+      it('deletes in batches of batchSize, every matching row, and keeps the rest', async () => {
+        await c.seed(db, 7, 3);
+        const run = await runner(c.task, c.env).run({
+          task: c.task.name,
+          params: { batchSize: 2, batchTargetMs: 0 },
+          trigger: 'cli',
+        });
+        expect(run.status, run.error ?? '').to.equal('succeeded');
+        expect(run.result).to.deep.include({ complete: true });
+        expect((run.result as { deleted: Record<string, number> }).deleted[c.table]).to.equal(7);
+        // Walking the primary key, 10 rows take 5 batches of 2; walking an index, 4 (the last one short).
+        expect((run.result as { batches: number }).batches).to.be.within(4, 5);
+        expect(await rows(c.table)).to.equal(3);
+      });
+
+      it('counts what it would delete on a dry run and deletes nothing', async () => {
+        await c.seed(db, 4, 2);
+        const run = await runner(c.task, c.env).run({ task: c.task.name, dryRun: true, trigger: 'cli' });
+        expect(run.status, run.error ?? '').to.equal('succeeded');
+        expect(run.result).to.deep.include({ dryRun: true, batches: 0 });
+        expect((run.result as { wouldDelete: Record<string, number> }).wouldDelete[c.table]).to.equal(4);
+        expect(await rows(c.table)).to.equal(6);
+      });
+
+      it('stops between batches when its signal fires, and a rerun finishes the job', async () => {
+        await c.seed(db, 5, 1);
+        const abort = new AbortController();
+        const logger = createLogger({
+          level: 'debug',
+          pretty: false,
+          destination: {
+            write(line: string) {
+              if (JSON.parse(line).msg === 'batch committed') abort.abort(new Error('shutting down'));
+            },
+          },
+        });
+        const registered = validateTask(`${c.task.name}.ts`, c.task, c.env ?? {});
+        const first = (await c.task.run({
+          params: registered.params.parse({ batchSize: 2, batchTargetMs: 0 }),
+          db: db.sql,
+          logger,
+          now: NOW,
+          signal: abort.signal,
+          dryRun: false,
+          runId: 'test',
+          settings: registered.settings,
+        })) as { complete: boolean; batches: number };
+        expect(first).to.include({ complete: false, batches: 1 });
+        expect(await rows(c.table)).to.be.greaterThan(1);
+        const rerun = await runner(c.task, c.env).run({ task: c.task.name, trigger: 'cli' });
+        expect(rerun.result).to.deep.include({ complete: true });
+        expect(await rows(c.table)).to.equal(1);
+      });
+
+      it('fails on a missing table with a message naming it, and creates nothing', async () => {
+        await db.sql.query(`alter table ${c.missing} rename to gone_for_a_moment`);
+        try {
+          const run = await runner(c.task, c.env).run({ task: c.task.name, trigger: 'cli' });
+          expect(run.status).to.equal('failed');
+          expect(run.error).to.match(
+            new RegExp(
+              `^table "${c.missing}" is not in database "${db.name}": check that DATABASE_URL names the application's database`,
+            ),
+          );
+          expect((await db.sql.query(`select to_regclass('${c.missing}') as t`)).rows[0]!.t).to.equal(null);
+        } finally {
+          await db.sql.query(`alter table gone_for_a_moment rename to ${c.missing}`);
+        }
+      });
+    });
+  }
+
+  it('axesexpireattempts_hourly deletes nothing without AXES_COOLOFF_TIME, as axes, and says so', async () => {
+    await db.sql.query('truncate axes_accessattempt');
+    await CASES[1]!.seed(db, 3, 0);
+    const run = await runner(axesExpire).run({ task: axesExpire.name, trigger: 'cli' });
+    expect(run.status).to.equal('succeeded');
+    expect(run.result).to.deep.include({ deleted: {}, batches: 0 });
+    expect(await rows('axes_accessattempt')).to.equal(3);
+  });
+
+  it('refuses settings that are not numbers, naming the variable', () => {
+    expect(() =>
+      validateTask('axesexpireattempts_hourly.ts', axesExpire, { AXES_COOLOFF_TIME: 'an hour' }),
+    ).to.throw(/AXES_COOLOFF_TIME.*must be a number of hours/);
+    expect(() =>
+      validateTask('celerybackendcleanup_daily.ts', celeryCleanup, { CELERY_RESULT_EXPIRES: '0' }),
+    ).to.throw(/CELERY_RESULT_EXPIRES.*positive number of seconds/);
+  });
+
+  it('doctor reports each task: tables, privileges, and what the next run deletes', async () => {
+    const { code, stdout } = await runCli(['doctor', '--json'], {
+      DATABASE_URL: db.url,
+      CRON_SECRET_KEY: TEST_SECRET,
+      AXES_COOLOFF_TIME: '1',
+    });
+    const checks = JSON.parse(stdout).checks as { name: string; verdict: string; message: string }[];
+    const line = (name: string) => checks.find((check) => check.name === name);
+    for (const c of CASES) {
+      expect(line(`${c.task.name}: tables`)?.verdict, c.task.name).to.equal('ok');
+      expect(line(`${c.task.name}: privileges`)?.message).to.match(/^role "postgres" has SELECT, DELETE on /);
+      expect(line(`${c.task.name}: rows`)?.verdict).to.equal('ok');
+    }
+    expect(line('celerybackendcleanup_daily: rows')?.message).to.match(
+      /^\d+ task results and \d+ group results expired/,
+    );
+    expect(code, stdout).to.equal(0);
+  });
+});
