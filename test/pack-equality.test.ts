@@ -3,9 +3,15 @@ import type pg from 'pg';
 import type { AnyTask } from '../src/task.js';
 import { AXES_DDL } from '../tasks/_axes/ddl.js';
 import { CELERY_RESULTS_DDL } from '../tasks/_celery/ddl.js';
+import { EXAMPLE_HISTORY_DDL } from '../tasks/_history/ddl.js';
+import { KNOX_DDL } from '../tasks/_knox/ddl.js';
+import { PASSWORDRESET_DDL } from '../tasks/_passwordreset/ddl.js';
 import axesExpire from '../tasks/axesexpireattempts_hourly.js';
 import axesLogs from '../tasks/axesresetlogs_daily.js';
 import celeryCleanup from '../tasks/celerybackendcleanup_daily.js';
+import cleanOldHistory from '../tasks/cleanoldhistory_daily.js';
+import clearResetTokens from '../tasks/clearresetpasswordtokens_daily.js';
+import knoxExpired from '../tasks/knoxexpiredtokens_daily.js';
 import {
   createDatabase,
   dropDatabase,
@@ -236,6 +242,98 @@ describe("the Django pack leaves exactly the rows upstream's commands leave", fu
       straddles(rows, 'django_celery_results_taskresult');
       straddles(rows, 'django_celery_results_groupresult');
       expect(rows.after.django_celery_results_chordcounter).to.have.length(1);
+    }
+  });
+
+  /** A user, for the rows that point at one; gives its id. */
+  const user = async (c: pg.Client, name: string) =>
+    (
+      await c.query(
+        `insert into auth_user (password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined)
+         values ('!', false, $1, '', '', '', false, true, now()) returning id`,
+        [name],
+      )
+    ).rows[0]!.id as number;
+
+  it('cleanoldhistory_daily: historical records strictly before now - days in every historical table, as clean_old_history --auto', async () => {
+    for (const days of [30, 7]) {
+      const times = [
+        `-${days} days`,
+        `-${days} days -1 microsecond`,
+        `-${days} days +1 microsecond`,
+        '-900 days',
+        '0 seconds',
+      ];
+      const rows = await compare({
+        seed: async (c) => {
+          const ada = await user(c, 'ada');
+          await c.query(`insert into inventory_shelf (label) values ('top')`);
+          await c.query(`insert into inventory_item (name, shelf_id) values ('lamp', 1)`);
+          for (const [i, time] of times.entries()) {
+            await c.query(
+              `insert into inventory_historicalitem (id, name, history_date, history_change_reason, history_type, history_user_id, shelf_id)
+               values (1, 'lamp ${i}', ${at(time)}, ${i % 2 ? "'moved'" : 'null'}, '${'+~-'[i % 3]}', ${i % 2 ? ada : 'null'}, ${i % 3 ? 1 : 'null'})`,
+            );
+            await c.query(
+              `insert into inventory_note_log (id, text, history_date, history_change_reason, history_type, history_user_id)
+               values (${i}, 'note ${i}', ${at(time)} + interval '1 microsecond', null, '+', null)`,
+            );
+          }
+        },
+        upstream: ['clean_old_history', '--auto', '--days', String(days)],
+        task: cleanOldHistory,
+        params: { days },
+      });
+      straddles(rows, 'inventory_historicalitem');
+      straddles(rows, 'inventory_note_log');
+    }
+  });
+
+  it('knoxexpiredtokens_daily: tokens whose expiry is strictly before now, never those without one, as knox deletes them at login', async () => {
+    const rows = await compare({
+      seed: async (c) => {
+        const users = [await user(c, 'ada'), await user(c, 'grace')];
+        const expiries = ['0 seconds', '-1 microsecond', '1 microsecond', '-30 days', '10 hours', null];
+        for (const [i, expiry] of expiries.entries()) {
+          await c.query(
+            `insert into knox_authtoken (digest, created, user_id, expiry, token_key)
+             values (md5('${i}') || md5('x${i}'), ${at('-40 days')}, $1, ${expiry === null ? 'null' : at(expiry)}, 'key${i}')`,
+            [users[i % 2]],
+          );
+        }
+      },
+      upstream: ['knox-expired'],
+      task: knoxExpired,
+    });
+    straddles(rows, 'knox_authtoken');
+  });
+
+  it('clearresetpasswordtokens_daily: reset tokens created at or before now - expiry hours, as clearresetpasswodtokens', async () => {
+    for (const hours of ['24', '1.5']) {
+      const span = hours === '24' ? '24 hours' : '90 minutes';
+      const times = [
+        `-${span}`,
+        `-${span} -1 microsecond`,
+        `-${span} +1 microsecond`,
+        '-60 days',
+        '0 seconds',
+      ];
+      const rows = await compare({
+        seed: async (c) => {
+          const ada = await user(c, 'ada');
+          for (const [i, time] of times.entries()) {
+            await c.query(
+              `insert into django_rest_passwordreset_resetpasswordtoken (created_at, key, ip_address, user_agent, user_id)
+               values (${at(time)}, 'key-${i}', ${i % 2 ? "'10.1.2.3'" : 'null'}, '', $1)`,
+              [ada],
+            );
+          }
+        },
+        upstream: ['clearresetpasswodtokens'],
+        task: clearResetTokens,
+        env: { DJANGO_REST_MULTITOKENAUTH_RESET_TOKEN_EXPIRY_TIME: hours },
+      });
+      straddles(rows, 'django_rest_passwordreset_resetpasswordtoken');
     }
   });
 });

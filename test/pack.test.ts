@@ -6,6 +6,9 @@ import type { AnyTask } from '../src/task.js';
 import axesExpire from '../tasks/axesexpireattempts_hourly.js';
 import axesLogs from '../tasks/axesresetlogs_daily.js';
 import celeryCleanup from '../tasks/celerybackendcleanup_daily.js';
+import cleanOldHistory from '../tasks/cleanoldhistory_daily.js';
+import clearResetTokens from '../tasks/clearresetpasswordtokens_daily.js';
+import knoxExpired from '../tasks/knoxexpiredtokens_daily.js';
 import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { TEST_SECRET, testConfig } from './support/runner.js';
@@ -72,6 +75,47 @@ const CASES: Case[] = [
       );
     },
     missing: 'django_celery_results_groupresult',
+  },
+  {
+    task: cleanOldHistory,
+    // Named, so that a missing one fails the run (found by their columns, a renamed one is not found at all).
+    env: { SIMPLE_HISTORY_TABLES: 'inventory_historicalitem' },
+    table: 'inventory_historicalitem',
+    seed: async (db, old, live) => {
+      await db.sql.query(
+        `insert into inventory_historicalitem (id, name, history_date, history_type)
+         select g, 'item', case when g <= $1 then ${at('-400 days')} else ${at('0 seconds')} end, '+'
+           from generate_series(1, $1::int + $2::int) as g`,
+        [old, live],
+      );
+    },
+    missing: 'inventory_historicalitem',
+  },
+  {
+    task: knoxExpired,
+    table: 'knox_authtoken',
+    seed: async (db, old, live) => {
+      await db.sql.query(
+        `insert into knox_authtoken (digest, created, user_id, expiry, token_key)
+         select md5(g::text), ${at('-400 days')}, 1, case when g <= $1 then ${at('-1 day')} else ${at('1 day')} end, 'k' || g
+           from generate_series(1, $1::int + $2::int) as g`,
+        [old, live],
+      );
+    },
+    missing: 'knox_authtoken',
+  },
+  {
+    task: clearResetTokens,
+    table: 'django_rest_passwordreset_resetpasswordtoken',
+    seed: async (db, old, live) => {
+      await db.sql.query(
+        `insert into django_rest_passwordreset_resetpasswordtoken (created_at, key, ip_address, user_agent, user_id)
+         select case when g <= $1 then ${at('-2 days')} else ${at('0 seconds')} end, 'key' || g, null, '', 1
+           from generate_series(1, $1::int + $2::int) as g`,
+        [old, live],
+      );
+    },
+    missing: 'django_rest_passwordreset_resetpasswordtoken',
   },
 ];
 
