@@ -34,10 +34,15 @@ export default defineTask({
   params: z.strictObject({ ...batchParams }),
   queryTimeoutMs: 60_000,
   settings: z.object({
-    // Hours, as axes reads an int or a float; unset (axes' default None): attempts never expire.
-    AXES_COOLOFF_TIME: optionalNumber('hours'),
-    AXES_USE_ATTEMPT_EXPIRATION: yes,
-    AXES_VERSION: release(CURRENT_AXES),
+    AXES_COOLOFF_TIME: optionalNumber('hours').describe(
+      "axes' AXES_COOLOFF_TIME in hours, whole or not, as axes reads a number; unset (axes' default): attempts never expire",
+    ),
+    AXES_USE_ATTEMPT_EXPIRATION: yes.describe(
+      "axes 8.1's setting: expire attempts by their axes_accessattemptexpiration row's expires_at instead",
+    ),
+    AXES_VERSION: release(CURRENT_AXES).describe(
+      'the django-axes release the application runs: before 8.1 an attempt expires strictly before the cool-off ends (`<`)',
+    ),
   }),
   async run({ params, db, now, signal, dryRun, logger, settings }) {
     if (settings.AXES_COOLOFF_TIME === undefined) {

@@ -12,7 +12,8 @@ const settings = z.object({
     .string()
     .optional()
     .transform((value) => value?.trim() || '86400')
-    .pipe(z.string().regex(/^(0*[1-9]\d*(\.\d+)?|0*\.\d*[1-9]\d*)$/, 'must be a positive number of seconds')),
+    .pipe(z.string().regex(/^(0*[1-9]\d*(\.\d+)?|0*\.\d*[1-9]\d*)$/, 'must be a positive number of seconds'))
+    .describe("Celery's result_expires, in seconds: results done longer ago than this are deleted"),
 });
 
 /** Celery's `celery.backend_cleanup` for django-celery-results, without beat (./_celery/rules.ts). */

@@ -21,7 +21,12 @@ const settings = z.object({
       z.array(
         z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be plain SQL table names, comma-separated'),
       ),
-    ),
+    )
+    .meta({
+      description:
+        'comma-separated historical tables to clean (as `clean_old_history app.Model …`); unset: every historical table found (`--auto`)',
+      default: 'every one found',
+    }),
 });
 
 async function tablesOf(db: Parameters<typeof historicalTables>[0], named: string[]): Promise<string[]> {

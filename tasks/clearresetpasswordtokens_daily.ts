@@ -12,7 +12,8 @@ const settings = z.object({
     .string()
     .optional()
     .transform((value) => value?.trim() || '24')
-    .pipe(z.string().regex(/^\d+(\.\d+)?$/, 'must be a number of hours')),
+    .pipe(z.string().regex(/^\d+(\.\d+)?$/, 'must be a number of hours'))
+    .describe("how many hours a reset token lives, as in Django's settings"),
 });
 
 const cutoffAt = (now: Date, hours: string) => before(now, microseconds(hours, HOUR));

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import type { Sql } from '../../src/db/sql.js';
-import type { Logger } from '../../src/logger.js';
+import type { TaskLogger } from '../../src/task.js';
 import { type BatchOptions, countMatching, type DeleteRule, deleteInBatches } from './batchDelete.js';
 import { requireTables } from './checks.js';
 
@@ -85,7 +85,7 @@ export interface PackRun {
   params: { batchSize: number; batchTargetMs: number };
   signal: AbortSignal;
   dryRun: boolean;
-  logger: Logger;
+  logger: TaskLogger;
 }
 
 export type PackResult = {
