@@ -5,12 +5,16 @@ import { AXES_DDL } from '../tasks/_axes/ddl.js';
 import { CELERY_RESULTS_DDL } from '../tasks/_celery/ddl.js';
 import { EXAMPLE_HISTORY_DDL } from '../tasks/_history/ddl.js';
 import { KNOX_DDL } from '../tasks/_knox/ddl.js';
+import { OAUTH2_DDL } from '../tasks/_oauth2/ddl.js';
 import { PASSWORDRESET_DDL } from '../tasks/_passwordreset/ddl.js';
+import { REVERSION_DDL } from '../tasks/_reversion/ddl.js';
 import axesExpire from '../tasks/axesexpireattempts_hourly.js';
 import axesLogs from '../tasks/axesresetlogs_daily.js';
 import celeryCleanup from '../tasks/celerybackendcleanup_daily.js';
 import cleanOldHistory from '../tasks/cleanoldhistory_daily.js';
 import clearResetTokens from '../tasks/clearresetpasswordtokens_daily.js';
+import clearTokens from '../tasks/cleartokens_daily.js';
+import deleteRevisions from '../tasks/deleterevisions_daily.js';
 import knoxExpired from '../tasks/knoxexpiredtokens_daily.js';
 import {
   createDatabase,
@@ -22,6 +26,7 @@ import {
   runUpstream,
   withClient,
 } from './support/django.js';
+import { seedOauth2 } from './support/oauth2-seed.js';
 
 /** Each task's DDL with its tables (test/django/write-ddl.ts writes them). */
 const DDL = [
@@ -34,6 +39,20 @@ const DDL = [
       'django_celery_results_chordcounter',
     ],
   },
+  {
+    sql: OAUTH2_DDL,
+    tables: [
+      'oauth2_provider_application',
+      'oauth2_provider_idtoken',
+      'oauth2_provider_accesstoken',
+      'oauth2_provider_refreshtoken',
+      'oauth2_provider_grant',
+    ],
+  },
+  { sql: REVERSION_DDL, tables: ['reversion_revision', 'reversion_version'] },
+  { sql: EXAMPLE_HISTORY_DDL, tables: ['inventory_historicalitem'] },
+  { sql: KNOX_DDL, tables: ['knox_authtoken'] },
+  { sql: PASSWORDRESET_DDL, tables: ['django_rest_passwordreset_resetpasswordtoken'] },
 ];
 
 /** Every column, constraint and index of the tables, as text: what two schemas must share to be the same. */
@@ -334,6 +353,106 @@ describe("the Django pack leaves exactly the rows upstream's commands leave", fu
         env: { DJANGO_REST_MULTITOKENAUTH_RESET_TOKEN_EXPIRY_TIME: hours },
       });
       straddles(rows, 'django_rest_passwordreset_resetpasswordtoken');
+    }
+  });
+
+  it("cleartokens_daily: django-oauth-toolkit 1.7's rules, in its order, with and without REFRESH_TOKEN_EXPIRE_SECONDS, as cleartokens", async () => {
+    for (const expire of ['3600', '']) {
+      const rows = await compare({
+        seed: (c) => seedOauth2(c, NOW),
+        upstream: ['cleartokens'],
+        task: clearTokens,
+        env: { OAUTH2_PROVIDER_REFRESH_TOKEN_EXPIRE_SECONDS: expire, DJANGO_OAUTH_TOOLKIT_VERSION: '1.7.0' },
+      });
+      straddles(rows, 'oauth2_provider_accesstoken');
+      straddles(rows, 'oauth2_provider_grant');
+      if (expire) straddles(rows, 'oauth2_provider_refreshtoken');
+      // 1.7 has no rule for ID tokens: every one stays.
+      expect(rows.after.oauth2_provider_idtoken).to.deep.equal(rows.before.oauth2_provider_idtoken);
+    }
+  });
+
+  it('deleterevisions_daily: revisions older than days, but the keep newest of each object, of the registered models, as deleterevisions', async () => {
+    const seed = async (c: pg.Client) => {
+      const ada = await user(c, 'ada');
+      const ct = async (model: string) =>
+        (
+          await c.query(`select id from django_content_type where app_label = 'inventory' and model = $1`, [
+            model,
+          ])
+        ).rows[0]!.id as number;
+      const [item, shelf, note] = [await ct('item'), await ct('shelf'), await ct('note')];
+      // Revisions by age; versions: [content type, object id, database] in each.
+      const revisions: [string, [number, string, string][]][] = [
+        [
+          '-90 days',
+          [
+            [item, '1', 'default'],
+            [item, '2', 'default'],
+          ],
+        ],
+        [
+          '-60 days',
+          [
+            [item, '1', 'default'],
+            [shelf, '1', 'default'],
+          ],
+        ],
+        [
+          '-30 days -1 microsecond',
+          [
+            [item, '1', 'default'],
+            [note, '1', 'default'],
+          ],
+        ],
+        [
+          '-30 days',
+          [
+            [item, '2', 'default'],
+            [shelf, '1', 'default'],
+          ],
+        ],
+        ['-30 days +1 microsecond', [[item, '1', 'default']]],
+        ['-45 days', [[note, '1', 'default']]],
+        ['-50 days', [[item, '3', 'other']]],
+        ['-40 days', [[shelf, '2', 'default']]],
+        [
+          '-1 day',
+          [
+            [item, '1', 'default'],
+            [item, '2', 'default'],
+          ],
+        ],
+      ];
+      for (const [i, [age, versions]] of revisions.entries()) {
+        const { rows } = await c.query(
+          `insert into reversion_revision (date_created, comment, user_id) values (${at(age)}, $1, $2) returning id`,
+          [`revision ${i}`, i % 2 ? ada : null],
+        );
+        for (const [contentType, objectId, db] of versions) {
+          await c.query(
+            `insert into reversion_version (object_id, format, serialized_data, object_repr, content_type_id, revision_id, db)
+             values ($1, 'json', '[]', $2, $3, $4, $5)`,
+            [objectId, `object ${objectId}`, contentType, rows[0]!.id, db],
+          );
+        }
+      }
+    };
+    const env = { REVERSION_MODELS: 'inventory.shelf,inventory.Item' };
+    for (const [days, keep] of [
+      [30, 0],
+      [30, 1],
+      [0, 2],
+      [0, 0],
+    ] as const) {
+      const rows = await compare({
+        seed,
+        upstream: ['deleterevisions', '--days', String(days), '--keep', String(keep)],
+        task: deleteRevisions,
+        env,
+        params: { days, keep },
+      });
+      straddles(rows, 'reversion_revision');
     }
   });
 });

@@ -58,7 +58,7 @@ def _number(name):
 
 
 OAUTH2_PROVIDER = {
-    "REFRESH_TOKEN_EXPIRE_SECONDS": _number("OAUTH2_REFRESH_TOKEN_EXPIRE_SECONDS"),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": _number("OAUTH2_PROVIDER_REFRESH_TOKEN_EXPIRE_SECONDS"),
     # One batch per rule: the test compares rows, not upstream's pace.
     "CLEAR_EXPIRED_TOKENS_BATCH_INTERVAL": 0,
 }
