@@ -15,8 +15,9 @@
 
 import pg from 'pg';
 import { z } from 'zod';
-import type { SqlClient } from '../../src/db/sql.js';
+import type { Sql, SqlClient } from '../../src/db/sql.js';
 import type { CheckResult } from '../../src/task.js';
+import { type DeleteRule, deleteInBatches } from '../_shared/batchDelete.js';
 import { privilegeCheck } from '../_shared/checks.js';
 
 const quote = (name: string) => pg.escapeIdentifier(name);
@@ -72,14 +73,20 @@ export async function checkSessionTable(client: SqlClient, table: string): Promi
   }
 }
 
-/** $1 cutoff, $2 batch size: one batch, the oldest expired sessions first. */
-export function deleteExpiredSessionsSql(table: string): string {
-  return `delete from ${quote(table)}
-     where session_key in (select session_key from ${quote(table)}
-                            where expire_date < $1::timestamptz
-                            order by expire_date
-                            limit $2
-                              for update skip locked)`;
+/**
+ * One batch deletes at most `batchSize` expired sessions, the oldest first, through the
+ * `expire_date` index; a session locked by the application at that moment is skipped, not waited
+ * for (the shared batched delete's indexed walk, ../_shared/batchDelete.ts).
+ */
+export function expiredSessionsRule(table: string, cutoff: Date): DeleteRule {
+  return {
+    name: table,
+    table,
+    key: 'session_key',
+    where: 't.expire_date < $1::timestamptz',
+    values: [cutoff.toISOString()],
+    indexed: 'expire_date',
+  };
 }
 
 export interface ClearResult {
@@ -92,32 +99,22 @@ export interface ClearResult {
 }
 
 export async function clearExpiredSessions(
-  client: SqlClient,
+  db: Sql,
   options: { table: string; cutoff: Date; batchSize: number; signal?: AbortSignal },
 ): Promise<ClearResult> {
   const started = performance.now();
-  await checkSessionTable(client, options.table);
-  const sql = deleteExpiredSessionsSql(options.table);
-  let deleted = 0;
-  let batches = 0;
-  let complete = true;
-  for (;;) {
-    if (options.signal?.aborted) {
-      complete = false;
-      break;
-    }
-    const { rowCount } = await client.query(sql, [options.cutoff.toISOString(), options.batchSize]);
-    const n = rowCount ?? 0;
-    if (n > 0) batches += 1;
-    deleted += n;
-    if (n < options.batchSize) break;
-  }
+  await checkSessionTable(db, options.table);
+  const result = await deleteInBatches(db, expiredSessionsRule(options.table, options.cutoff), {
+    batchSize: options.batchSize,
+    batchTargetMs: 0,
+    signal: options.signal,
+  });
   return {
     cutoff: options.cutoff.toISOString(),
-    deleted,
-    batches,
+    deleted: result.deleted,
+    batches: result.batches,
     durationMs: Math.round(performance.now() - started),
-    complete,
+    complete: result.complete,
   };
 }
 

@@ -178,7 +178,8 @@ export async function deleteInBatches(db: Sql, rule: DeleteRule, options: BatchO
         ),
       onRetry,
     );
-    if (plan.walk === 'key' && batch.upper === null) break;
+    // The key walk has passed the last key; the indexed walk found nothing left.
+    if (plan.walk === 'key' ? batch.upper === null : batch.deleted === 0) break;
     result.batches += 1;
     result.deleted += batch.deleted;
     batch.touched.forEach((count, i) => {

@@ -77,3 +77,10 @@ def run():
 
 
 run()
+
+# For bench/pack.ts: the process's peak RSS (ru_maxrss, KiB on Linux), as bench/peak-rss.mjs does for node.
+if os.environ.get("BENCH_PEAK_RSS_FILE"):
+    import resource
+
+    with open(os.environ["BENCH_PEAK_RSS_FILE"], "w") as peak:
+        peak.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))

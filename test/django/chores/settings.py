@@ -23,6 +23,8 @@ DATABASES = {
         "PASSWORD": unquote(url.password or ""),
         "HOST": url.hostname or "",
         "PORT": str(url.port or ""),
+        # bench/pack.ts tells upstream's transactions from its own connections by this name.
+        "OPTIONS": {"application_name": "upstream"},
     }
 }
 
