@@ -31,6 +31,7 @@ import { median, productionEnv, requireBuild, runCli } from './support.js';
 const PROJECT = fileURLToPath(new URL('../test/django/', import.meta.url));
 const PYTHON = '/usr/bin/python3';
 const MB = 1024 * 1024;
+const NO_TASKS = await mkdtemp(path.join(os.tmpdir(), 'taskgate-no-tasks-'));
 
 const { values: args } = parseArgs({
   options: {
@@ -235,7 +236,11 @@ function upstream(url: string, chore: Chore): Promise<{ ms: number; peakRssMb: n
 
 async function taskgate(url: string, chore: Chore): Promise<{ ms: number; peakRssMb: number }> {
   const params = chore.params ? ['--params', JSON.stringify(chore.params)] : [];
-  const run = await runCli(['run', chore.task, '--json', ...params], productionEnv(url, chore.env));
+  // The built-in tasks only: in a clone, tasks/ would otherwise be taken for the project's own folder.
+  const run = await runCli(
+    ['run', chore.task, '--json', ...params],
+    productionEnv(url, { ...chore.env, TASKS_DIR: NO_TASKS }),
+  );
   if (run.code !== 0) throw new Error(`taskgate run ${chore.task} exited ${run.code}: ${run.stderr}`);
   const record = JSON.parse(run.stdout) as { status: string; error?: string };
   if (record.status !== 'succeeded') throw new Error(`${chore.task} ${record.status}: ${record.error}`);
