@@ -137,9 +137,10 @@ export const configSchema = z.object({
   SHUTDOWN_GRACE_MS: integer(20_000, 0, 600_000).describe(
     'on SIGTERM, how long running tasks may finish before they are interrupted; the process ends within this plus 8 s',
   ),
-  // Two at least: a run's lease is renewed on a connection of its own while tasks hold theirs.
+  // Two at least: a run's claim and its end are recorded while its task holds a connection. The
+  // leases are renewed on one more connection, beside these (Db.reserved).
   DATABASE_POOL_MAX: integer(10, 2, 1_000).describe(
-    "most connections taskgate's pool opens, 2 at least (MikroORM's migrations add at most 2, idle ones closed after 10 s); when all are busy, a request waits at most 2 s for one, then gets 503",
+    "most connections taskgate's pool opens for requests and tasks, 2 at least; one more of its own renews the leases, so tasks cannot starve them, and MikroORM's migrations add at most 2 (idle ones closed after 10 s); when all are busy, a request waits at most 2 s for one, then gets 503",
   ),
   DATABASE_QUERY_TIMEOUT_MS: integer(5_000, 100, 3_600_000).describe(
     'deadline of each statement or transaction taskgate makes; a task may set its own `queryTimeoutMs`',
@@ -149,7 +150,7 @@ export const configSchema = z.object({
     'how long start-up retries an unreachable database (backoff from 0.5 s to 8 s, each try logged) before exiting 1',
   ),
   RUN_LEASE_MS: integer(30_000, 1_000, 3_600_000).describe(
-    "a run's lease, renewed every 2 s (every third of it when that is shorter): a dead process's task is free this long after its last renewal",
+    "a run's lease, renewed every 2 s (every third of it when that is shorter): a dead process's task is free this long after its last renewal; a task's statement or transaction lasts at most what is left of it ([fencing](guarantees.md#fencing-what-a-run-that-lost-its-lease-can-still-do))",
   ),
   TASKGATE_CONFIG: optionalText.meta({
     default: '`taskgate.config.json` in the working folder',

@@ -54,18 +54,30 @@ export interface TaskContext<Params, Settings = Record<string, unknown>> {
    * SQL on connections the runner manages: `query` for one statement, `transaction(fn)` for
    * several on one connection. No connection is held between uses, and each use has the task's
    * query time-out (`queryTimeoutMs`, default DATABASE_QUERY_TIMEOUT_MS).
+   *
+   * Fenced by the run's lease (docs/guarantees.md): every use is a transaction (a single statement
+   * too) that proves the lease first, and once the lease is lost nothing more is sent and what is
+   * in flight is cancelled, so no statement of this run executes after another run has taken the
+   * task. A statement or transaction lasts at most what is left of the lease when it begins
+   * (RUN_LEASE_MS less two renewal periods), and statements PostgreSQL refuses inside a
+   * transaction block (VACUUM, CREATE INDEX CONCURRENTLY) cannot go through it.
    */
   db: Sql;
   /**
    * A forked EntityManager of its own for this run (MikroORM), when the runner has one. Made when
    * first read: MikroORM is loaded then, once a process (about 0.25 s and 35 MB); `db` needs none of it.
+   * Not fenced by the lease: what must never run twice at once goes through `db`.
    */
   em?: EntityManager;
   /** A child logger bound to `{task, runId}`. */
   logger: TaskLogger;
   /** The run's clock reading, taken once from the database when the run started. */
   now: Date;
-  /** Fires on the task's timeout and on shutdown: stop between units of work and return or throw. */
+  /**
+   * Fires on the task's timeout, on shutdown, when an operator cancels the run and when the run
+   * loses its lease: stop between units of work and return or throw. Check it before each call
+   * outside PostgreSQL (HTTP, mail): the lease cannot fence those (docs/guarantees.md).
+   */
   signal: AbortSignal;
   /** Report what would be done, change nothing. */
   dryRun: boolean;

@@ -2,7 +2,8 @@ import pRetry from 'p-retry';
 import { type Db, isDatabaseUnavailable } from '../db/sql.js';
 import type { Logger } from '../logger.js';
 import { type Inflight, RunCancelled } from './runExecution.js';
-import { findRun, finishRun, type RunOutcome, type RunRecord } from './runs.js';
+import { LeaseLost } from './runSql.js';
+import { explainAbandoned, findRun, finishRun, type RunOutcome, type RunRecord } from './runs.js';
 
 // Recording a run's outcome: its end and what it logged, fenced by its lease (src/core/runs.ts,
 // finishRun), retried while the database is away.
@@ -13,7 +14,8 @@ const END_RECORD_BUDGET_MS = 120_000;
 /**
  * Records the end, retrying while the database is away (the lease is kept renewed meanwhile,
  * so a short outage costs nothing) and `closing()` is false. A run fenced off (its lease was
- * taken over) is not written: the record as the new owner left it is returned.
+ * taken over, or it was marked abandoned) keeps the status it was given; only the reason it was
+ * abandoned for is replaced with what happened here (explainAbandoned), with what the task returned.
  */
 export async function recordEnd(
   db: Db,
@@ -24,15 +26,22 @@ export async function recordEnd(
 ): Promise<RunRecord> {
   return pRetry(
     async () => {
-      if (entry.ended) return (await findRun(db, entry.run.id)) ?? entry.run;
-      const finished = await finishRun(db, entry.run.id, outcome, entry.log.end());
-      entry.ended = true;
-      if (finished) return finished;
-      logger.warn(
-        { status: outcome.status },
-        'the run had lost its lease: its end is not recorded over what the new owner wrote',
+      const log = entry.log.end();
+      if (!entry.ended) {
+        const finished = await finishRun(db, entry.run.id, outcome, log);
+        entry.ended = true;
+        if (finished) return finished;
+        logger.warn(
+          { status: outcome.status },
+          'the run had lost its lease: its end is not recorded over what the new owner wrote',
+        );
+      }
+      const what = { error: abandonedBecause(entry, outcome), result: outcome.result };
+      return (
+        (await explainAbandoned(db, entry.run.id, what, log)) ??
+        (await findRun(db, entry.run.id)) ??
+        entry.run
       );
-      return (await findRun(db, entry.run.id)) ?? entry.run;
     },
     {
       // 0.5 s doubling to 5 s between tries, for at most the budget.
@@ -47,6 +56,15 @@ export async function recordEnd(
       },
     },
   );
+}
+
+/** Why a run abandoned while its process was alive did not finish, as that process knows it. */
+function abandonedBecause(entry: Inflight, outcome: RunOutcome): string {
+  const reason = entry.abort.signal.reason;
+  if (reason instanceof LeaseLost)
+    return `the process running it was alive but ${reason.message}; it stopped the task`;
+  const ended = `${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}`;
+  return `the process running it was alive but lost its lease before it could record the run's end (the task had ${ended})`;
 }
 
 /**

@@ -1,15 +1,17 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
-import type { Db, Sql } from '../db/sql.js';
+import type { Db, DbHandle } from '../db/sql.js';
 import type { Logger } from '../logger.js';
 import { DEFAULT_TIMEOUT_MS } from '../task.js';
 import type { LeaseKeeper } from './leaseKeeper.js';
 import type { RegisteredTask } from './registry.js';
 import type { RunLogCapture } from './runLog.js';
+import { LeaseLost, runSql } from './runSql.js';
 import type { RunOutcome, RunRecord } from './runs.js';
 
 // Executing a run's task: its AbortSignal fires on its time-out, on a cancel request and when its
-// lease is lost; the task gets its context (SQL with its deadline, the ORM when it reads it) and
-// what it returned or threw becomes the run's outcome.
+// lease is lost (its SQL in flight is then cancelled); the task gets its context (SQL fenced by the
+// lease, src/core/runSql.ts; the ORM when it reads it) and what it returned or threw becomes the
+// run's outcome.
 
 /** The abort reason of a run an operator cancelled. */
 export class RunCancelled extends Error {
@@ -39,20 +41,42 @@ export interface Inflight {
  */
 export class TaskExecution {
   private readonly timeout: NodeJS.Timeout;
+  /** The task's `ctx.db`. */
+  private readonly sql: DbHandle;
+  private readonly logger: Logger;
 
   constructor(
     private readonly entry: Inflight,
     private readonly registered: RegisteredTask,
-    keeper: LeaseKeeper,
-    private readonly logger: Logger,
+    deps: {
+      db: Db;
+      keeper: LeaseKeeper;
+      logger: Logger;
+      /** performance.now() when the claim that took the lease was sent. */
+      claimedAt: number;
+      /** False only in bench/flush.ts, to measure what fencing costs. */
+      fenced: boolean;
+    },
   ) {
     const { abort } = entry;
-    const timeoutMs = registered.definition.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const { definition } = registered;
+    const { db, keeper, logger } = deps;
+    this.logger = logger;
+    const timeoutMs = definition.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.timeout = setTimeout(() => abort.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
-    keeper.hold(entry.run.id, {
+    const runId = entry.run.id;
+    this.sql = runSql(
+      db,
+      { task: definition.name, runId, timeoutMs: definition.queryTimeoutMs ?? db.queryTimeoutMs },
+      keeper,
+      { fenced: deps.fenced },
+    );
+    keeper.hold(runId, {
+      since: deps.claimedAt,
       onLost: (reason) => {
-        logger.error({ reason }, 'run lost its lease: stopping it');
-        abort.abort(new Error(reason));
+        logger.error({ reason }, 'run lost its lease: stopping it and cancelling its SQL');
+        abort.abort(new LeaseLost(reason));
+        void this.sql.cancel();
       },
       onCancel: ({ by, reason }) => {
         logger.warn({ cancelledBy: by, reason }, 'cancel requested: stopping the run');
@@ -65,22 +89,17 @@ export class TaskExecution {
   /** Calls the task and gives its outcome; a task stopped by its signal is cancelled or interrupted. */
   async run(
     params: Record<string, unknown>,
-    deps: { db: Db; orm?: () => MikroORM; now?: (startedAt: Date) => Date },
+    deps: { orm?: () => MikroORM; now?: (startedAt: Date) => Date },
   ): Promise<RunOutcome> {
-    const { db, orm } = deps;
+    const { orm } = deps;
     const { definition, settings } = this.registered;
     const started = this.entry.run;
     const { abort } = this.entry;
-    const queryTimeoutMs = definition.queryTimeoutMs ?? db.queryTimeoutMs;
-    const sql: Sql = {
-      query: (text, values) => db.query(text, values, { timeoutMs: queryTimeoutMs }),
-      transaction: (fn, options) => db.transaction(fn, { timeoutMs: queryTimeoutMs, ...options }),
-    };
     let em: EntityManager | undefined;
     try {
       const result = await definition.run({
         params,
-        db: sql,
+        db: this.sql,
         get em() {
           em ??= orm?.().em.fork();
           return em;

@@ -66,6 +66,11 @@ export interface RunnerDeps {
    * that compare a task with an upstream command frozen at one instant give that instant.
    */
   now?: (startedAt: Date) => Date;
+  /**
+   * False runs tasks with SQL that is not fenced by their lease: only bench/flush.ts does, to
+   * measure what fencing costs. Never turned off anywhere else.
+   */
+  fencing?: boolean;
 }
 
 /**
@@ -99,6 +104,8 @@ export class Runner {
     const name = task.definition.name;
     const params = validateParams(task, request.params);
 
+    // The lease lasts its ttl from the claim's statement at least: counted from before it is sent.
+    const claimedAt = performance.now();
     const decided = await claimRun(this.deps.db, {
       run: {
         id: randomUUID(),
@@ -132,10 +139,12 @@ export class Runner {
       done: Promise.resolve(run),
       log: new RunLogCapture(),
     };
-    entry.done = this.execute(entry, task, params, request.requestId).finally(() => {
-      this.keeper.drop(run.id);
-      this.inflight.delete(run.id);
-    });
+    entry.done = this.execute(entry, task, params, { requestId: request.requestId, claimedAt }).finally(
+      () => {
+        this.keeper.drop(run.id);
+        this.inflight.delete(run.id);
+      },
+    );
     // A run started with `Prefer: respond-async` has nobody waiting: its failure to record is logged, not thrown.
     entry.done.catch((error) =>
       this.deps.logger.error({ err: error, runId: run.id }, 'could not record the end of a run'),
@@ -236,7 +245,7 @@ export class Runner {
     entry: Inflight,
     task: RegisteredTask,
     params: Record<string, unknown>,
-    requestId: string | undefined,
+    { requestId, claimedAt }: { requestId: string | undefined; claimedAt: number },
   ): Promise<RunRecord> {
     const { db } = this.deps;
     const started = entry.run;
@@ -245,7 +254,13 @@ export class Runner {
       { task: started.task, runId: started.id, ...(requestId ? { requestId } : {}) },
       entry.log,
     );
-    const execution = new TaskExecution(entry, task, this.keeper, logger);
+    const execution = new TaskExecution(entry, task, {
+      db,
+      keeper: this.keeper,
+      logger,
+      claimedAt,
+      fenced: this.deps.fencing ?? true,
+    });
     logger.info(
       { trigger: started.trigger, dryRun: started.dryRun, attempt: started.attempt, status: 'running' },
       'run started',

@@ -175,7 +175,12 @@ export async function finishRun(
   return rows[0] ? fromRow(rows[0]) : null;
 }
 
-export const ABANDONED_ERROR = 'the process running it stopped before it finished';
+/**
+ * What whoever marks a run abandoned knows: its lease expired. Its process may still replace it
+ * with what happened (explainAbandoned).
+ */
+export const ABANDONED_ERROR =
+  'its lease expired: the process running it stopped, or could not reach the database, before it finished';
 
 /**
  * Marks a task's `running` rows as abandoned. Called by whoever has just taken the task's lease,
@@ -209,6 +214,44 @@ export async function abandonExpiredRuns(db: SqlClient): Promise<{ id: string; t
     [ABANDONED_ERROR],
   );
   return rows.map((r) => ({ id: String(r.id), task: String(r.task) }));
+}
+
+/**
+ * Replaces the reason of a run marked abandoned (ABANDONED_ERROR) with what its own process says
+ * happened, when that process was alive after all (it lost its lease while the database was out
+ * of reach, or while it was paused), keeping what the task returned and what it logged. Only the
+ * reason written when it was abandoned is replaced: the run stays abandoned, and whoever took the
+ * task over never writes this row again. Null when there is nothing to explain.
+ */
+export async function explainAbandoned(
+  db: SqlClient,
+  id: string,
+  what: { error: string; result?: unknown },
+  log?: RunLogRecord,
+): Promise<RunRecord | null> {
+  const { rows } = await db.query(
+    `with explained as (
+       update taskgate.task_run
+          set error = $2, result = coalesce(result, $3::jsonb)
+        where id = $1 and status = 'abandoned' and error = $4
+        returning *),
+     logged as (
+       insert into taskgate.run_log (run_id, lines, bytes, dropped)
+       select id, $5::jsonb, $6, $7 from explained where $5::jsonb is not null
+       on conflict (run_id) do update
+          set lines = excluded.lines, bytes = excluded.bytes, dropped = excluded.dropped)
+     select * from explained`,
+    [
+      id,
+      what.error,
+      what.result === undefined ? null : JSON.stringify(what.result),
+      ABANDONED_ERROR,
+      log ? JSON.stringify(log.lines) : null,
+      log?.bytes ?? 0,
+      log?.dropped ?? 0,
+    ],
+  );
+  return rows[0] ? fromRow(rows[0]) : null;
 }
 
 /**

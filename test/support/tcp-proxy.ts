@@ -1,16 +1,21 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
+/** Which way bytes stop: both, only from taskgate to the server, or only back. */
+export type Direction = 'both' | 'toServer' | 'toClient';
+
 /**
  * A TCP proxy between taskgate and PostgreSQL that a test can freeze (bytes stop flowing both
- * ways, connections stay open: a hung network path or a stalled server) or cut (every
- * connection reset and new ones refused: a database that is down), then restore, without
- * touching the shared server.
+ * ways, or one way only, connections stay open: a hung network path, a stalled server, a
+ * blackholed route) or cut (every connection reset and new ones refused: a database that is
+ * down), then restore, without touching the shared server. What a frozen direction was sent is
+ * held, and delivered on restore if its connection is still open, as a network that recovers does.
  */
 export interface TcpProxy {
   /** `targetUrl` with host and port of the proxy. */
   url: string;
   port: number;
-  freeze(): void;
+  /** Stops bytes flowing `direction` (default both) on open connections and new ones. */
+  freeze(direction?: Direction): void;
   cut(): void;
   restore(): void;
   /** Resolves once `count` connections in all have been refused while cut. */
@@ -22,6 +27,7 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
   const target = new URL(targetUrl);
   const targetPort = Number(target.port || 5432);
   let state: 'open' | 'frozen' | 'cut' = 'open';
+  let frozen: Direction = 'both';
   const pairs = new Set<{ client: Socket; server: Socket }>();
   let refusedCount = 0;
   const waiters: { count: number; resolve: () => void }[] = [];
@@ -46,13 +52,26 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
     };
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
-    client.pipe(upstream);
-    upstream.pipe(client);
     if (state === 'frozen') {
-      client.pause();
-      upstream.pause();
+      stop(pair, frozen);
+      if (frozen === 'toClient') client.pipe(upstream);
+      if (frozen === 'toServer') upstream.pipe(client);
+    } else {
+      client.pipe(upstream);
+      upstream.pipe(client);
     }
   });
+  /** Unpiping stops the flow even of data already read; pausing stops reading more. */
+  const stop = ({ client, server }: { client: Socket; server: Socket }, direction: Direction) => {
+    if (direction !== 'toClient') {
+      client.unpipe(server);
+      client.pause();
+    }
+    if (direction !== 'toServer') {
+      server.unpipe(client);
+      server.pause();
+    }
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
   const url = new URL(targetUrl);
@@ -65,15 +84,10 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
   return {
     url: url.toString(),
     port,
-    freeze() {
+    freeze(direction = 'both') {
       state = 'frozen';
-      // Unpiping stops the flow even of data already read; pausing stops reading more.
-      each(({ client, server }) => {
-        client.unpipe(server);
-        server.unpipe(client);
-        client.pause();
-        server.pause();
-      });
+      frozen = direction;
+      each((pair) => stop(pair, direction));
     },
     cut() {
       state = 'cut';
@@ -83,10 +97,11 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
       });
     },
     restore() {
+      const was = state === 'frozen' ? frozen : 'both';
       state = 'open';
       each(({ client, server }) => {
-        client.pipe(server);
-        server.pipe(client);
+        if (was !== 'toClient') client.pipe(server);
+        if (was !== 'toServer') server.pipe(client);
         client.resume();
         server.resume();
       });
