@@ -136,7 +136,7 @@ export function translateDatabaseError(error: unknown): unknown {
 }
 
 class Deadline {
-  private at: number;
+  private readonly at: number;
   /** Set once the database has answered a statement of this use (see Db.use). */
   answered = false;
   constructor(ms: number) {
@@ -144,10 +144,6 @@ class Deadline {
   }
   get remaining(): number {
     return Math.max(0, this.at - performance.now());
-  }
-  /** Brings the deadline forward to `ms` from now, when that is sooner. */
-  shorten(ms: number): void {
-    this.at = Math.min(this.at, performance.now() + ms);
   }
 }
 
@@ -262,14 +258,16 @@ export class Db implements Sql {
         }
         return statement<Row>(client, deadline, this.sending, text, values);
       };
-      const fenceMs = fence ? Math.max(0, fence.remainingMs()) : Number.POSITIVE_INFINITY;
-      const boundByFence = fenceMs < deadline.remaining;
-      deadline.shorten(fenceMs);
-      // A little under the client's own deadline, so that a statement that is merely slow is
-      // cancelled by the server, with its own error and the connection kept, before this side
-      // gives up on the connection.
+      // The server's bound: a little under the client's own deadline, so that a statement that is
+      // merely slow is cancelled by the server, with its own error and the connection kept, before
+      // this side gives up on the connection; and no longer than the fence is known to hold. The
+      // client keeps its own deadline: a fence lost meanwhile cancels what is in flight
+      // (DbHandle.cancel), and a frozen client is what the server's bound is for.
       const remaining = deadline.remaining;
-      const bound = Math.max(1, Math.floor(remaining - Math.min(500, remaining / 10)));
+      const own = remaining - Math.min(500, remaining / 10);
+      const fenceMs = fence ? Math.max(0, fence.remainingMs()) : Number.POSITIVE_INFINITY;
+      const boundByFence = fenceMs < own;
+      const bound = Math.max(1, Math.floor(Math.min(own, fenceMs)));
       // One round trip for all of it (the simple protocol takes several statements without parameters).
       const begin = [
         options.isolation ? `begin isolation level ${options.isolation}` : 'begin',
