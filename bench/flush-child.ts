@@ -3,6 +3,10 @@
  * that contender's alone. Prints one JSON line.
  *
  *   tsx bench/flush-child.ts task <database url> <batchSize>   taskgate's task, through the runner
+ *   tsx bench/flush-child.ts task-unfenced <database url> <batchSize>
+ *                                                              the same with fencing turned off (the
+ *                                                              runner's bench-only `fencing: false`):
+ *                                                              the flush as it ran before fencing
  *   tsx bench/flush-child.ts orm <database url>                 the naive ORM way, as Django does it
  */
 import { defineEntity, p } from '@mikro-orm/core';
@@ -31,7 +35,7 @@ function heapSampler() {
   };
 }
 
-async function runTask(url: string, batchSize: number) {
+async function runTask(url: string, batchSize: number, fencing: boolean) {
   const db = new Db({ url, max: 2, queryTimeoutMs: 60_000, connectTimeoutMs: 5_000 });
   try {
     const runner = new Runner({
@@ -39,6 +43,7 @@ async function runTask(url: string, batchSize: number) {
       registry: new Registry([validateTask('flushexpiredtokens_daily.ts', flushTask)]),
       logger: createLogger({ level: 'silent', pretty: false }),
       config: loadConfig({ NODE_ENV: 'test', DATABASE_URL: url }),
+      fencing,
     });
     const baselineRss = process.memoryUsage().rss;
     const heap = heapSampler();
@@ -114,11 +119,12 @@ async function runOrm(url: string) {
 }
 
 const [mode, url, batchSize] = process.argv.slice(2);
-if (!url || (mode !== 'task' && mode !== 'orm')) {
-  process.stderr.write('usage: tsx bench/flush-child.ts task|orm <database url> [batchSize]\n');
+if (!url || (mode !== 'task' && mode !== 'task-unfenced' && mode !== 'orm')) {
+  process.stderr.write('usage: tsx bench/flush-child.ts task|task-unfenced|orm <database url> [batchSize]\n');
   process.exit(2);
 }
-const measured = mode === 'task' ? await runTask(url, Number(batchSize ?? 5_000)) : await runOrm(url);
+const measured =
+  mode === 'orm' ? await runOrm(url) : await runTask(url, Number(batchSize ?? 5_000), mode === 'task');
 // maxRSS is the kernel's high-water mark for this process, in KiB.
 const peakRss = process.resourceUsage().maxRSS * 1024;
 process.stdout.write(

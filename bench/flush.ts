@@ -12,8 +12,10 @@
  *       sizes up to --orm-size only;
  *   (d) the compiled CLI as an operator runs it (`node dist/src/cli/main.js run
  *       flushexpiredtokens_daily`, NODE_ENV=production): its whole-process time and peak RSS
- *       (`npm run build` first; skipped with a note when dist/ is missing).
- * (a), (b) and (d) take turns going first, --repeat times; the table shows medians.
+ *       (`npm run build` first; skipped with a note when dist/ is missing);
+ *   (e) (b) with fencing turned off (the runner's bench-only `fencing: false`): the flush as it
+ *       ran before every transaction proved the run's lease, the baseline of what fencing costs.
+ * (a), (b), (d) and (e) take turns going first, --repeat times; the table shows medians.
  *
  * The server: BENCH_DATABASE_URL (or DATABASE_URL), whose user may create databases; otherwise an
  * embedded PostgreSQL started for the run. Every contender runs on the same server settings.
@@ -119,7 +121,7 @@ async function compiledCli(url: string): Promise<Measured> {
   };
 }
 
-function child(mode: 'task' | 'orm', url: string): Promise<Measured> {
+function child(mode: 'task' | 'task-unfenced' | 'orm', url: string): Promise<Measured> {
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, mode, url, String(batchSize)], {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -206,8 +208,8 @@ async function main() {
           `token ${seeded.avgTokenLength} chars`,
       );
 
-      const results: Record<'a' | 'b' | 'c' | 'd', Measured[]> = { a: [], b: [], c: [], d: [] };
-      const contender = async (which: 'a' | 'b' | 'c' | 'd') => {
+      const results: Record<'a' | 'b' | 'c' | 'd' | 'e', Measured[]> = { a: [], b: [], c: [], d: [], e: [] };
+      const contender = async (which: 'a' | 'b' | 'c' | 'd' | 'e') => {
         const copy = `${template}_${which}`;
         await createDatabase(copy, template);
         await settle();
@@ -217,7 +219,7 @@ async function main() {
             ? await plainSql(url)
             : which === 'd'
               ? await compiledCli(url)
-              : await child(which === 'b' ? 'task' : 'orm', url);
+              : await child(which === 'b' ? 'task' : which === 'e' ? 'task-unfenced' : 'orm', url);
         await dropDatabase(copy);
         if (
           measured.deletedOutstanding !== seeded.expired ||
@@ -237,7 +239,7 @@ async function main() {
         );
       };
       for (let round = 0; round < repeat!; round++) {
-        const order = withCli ? (['a', 'b', 'd'] as const) : (['a', 'b'] as const);
+        const order = withCli ? (['a', 'b', 'd', 'e'] as const) : (['a', 'b', 'e'] as const);
         // Each contender goes first in turn.
         for (let i = 0; i < order.length; i++) await contender(order[(round + i) % order.length]!);
       }
@@ -262,6 +264,16 @@ async function main() {
         (a / b).toFixed(2),
         `${longest} ms (${results.b[0]!.batches} batches)`,
         `${peakRss} MB RSS (${Math.max(...results.b.map((m) => m.baselineRssMb ?? 0))} before the run), ${Math.max(...results.b.map((m) => m.peakHeapMb ?? 0))} MB heap`,
+      ]);
+      const e = median(results.e.map((m) => m.durationMs));
+      rows.push([
+        n,
+        `(e) (b) with fencing off, batchSize ${batchSize}`,
+        `${e} (${Math.min(...results.e.map((m) => m.durationMs))})`,
+        rate(e),
+        (a / e).toFixed(2),
+        `${Math.max(...results.e.map((m) => m.longestBatchMs ?? 0))} ms`,
+        `${Math.max(...results.e.map((m) => m.peakRssMb ?? 0))} MB RSS`,
       ]);
       for (const c of results.c) {
         rows.push([
@@ -322,6 +334,16 @@ async function main() {
             `${Math.max(...paired).toFixed(2)}) ${median(paired) >= 0.85 ? 'met' : 'MISSED'}`,
         );
       }
+      // What fencing costs: the fenced flush (b) against the same flush unfenced (e), round by round.
+      const fenced = results.b.map((m, i) => m.durationMs / results.e[i]!.durationMs);
+      console.log(
+        `  (b) fenced / (e) unfenced per round: ${fenced.map((r) => r.toFixed(2)).join(' ')}; ` +
+          `median ${median(fenced).toFixed(2)}, on medians ${(b / e).toFixed(2)}`,
+      );
+      verdicts.push(
+        `(b) fenced flush <= 1.1x the time of (e) unfenced at N=${n}: ${median(fenced).toFixed(2)}x median per round ` +
+          `(${Math.min(...fenced).toFixed(2)} to ${Math.max(...fenced).toFixed(2)}) ${median(fenced) <= 1.1 ? 'met' : 'MISSED'}`,
+      );
       verdicts.push(
         `longest batch < 250 ms at N=${n}: ${longest} ms ${longest < 250 ? 'met' : 'MISSED'}; ` +
           `peak RSS < 150 MB: ${peakRss} MB ${peakRss < 150 ? 'met' : 'MISSED'}`,

@@ -114,6 +114,8 @@ describe('taskgate serve when the database or the task misbehaves', function () 
         [db.name],
       );
       expect(rows[0].n).to.equal(0);
+      // Cancelled without node-postgres' deprecated Client.activeQuery (it warns on every read).
+      expect(served.output()).not.to.include('activeQuery');
     });
   }
 
