@@ -307,6 +307,51 @@ describe('HTTP: authentication', () => {
     });
   });
 
+  describe('the order of checks', () => {
+    it('answers 404 without reading the body to a path that is a route only in another case, with or without the secret', async () => {
+      for (const path of ['/CRON/noop', '/Cron', '/CRON/runs', '/API/v1/auth/cron/flush-tokens/']) {
+        for (const secret of [undefined, SECRET]) {
+          const req = request(app.callback).post(path).set('Content-Type', 'text/plain');
+          if (secret) req.set('X-Cron-Secret', secret);
+          // Read, this body would be 415 (not JSON); routed, /Cron would be 405 (GET only).
+          const res = await req.send('not json');
+          expect(res.status, `${path} ${secret ? 'with' : 'without'} the secret`).to.equal(404);
+          expect(res.body.code).to.equal('NOT_FOUND');
+        }
+      }
+      const { runs } = (await request(app.callback).get('/cron/runs?task=noop').set('X-Cron-Secret', SECRET))
+        .body as { runs: unknown[] };
+      const before = runs.length;
+      await request(app.callback).post('/CRON/noop').set('X-Cron-Secret', SECRET);
+      const after = (await request(app.callback).get('/cron/runs?task=noop').set('X-Cron-Secret', SECRET))
+        .body.runs.length;
+      expect(after, 'runs of noop').to.equal(before);
+    });
+
+    it('answers 401, counted, to a well-formed fake signature on a route that does not exist or with a method it does not take, naming no methods', async () => {
+      const limited = await appWith({ AUTH_FAILURE_LIMIT: '5' });
+      const fake = () => `t=${now()},v1=${'ab'.repeat(32)}`;
+      const cases: [string, string][] = [
+        ['POST', '/cron/no/such/route'],
+        ['DELETE', '/cron/noop'],
+        ['POST', '/cron/runs/00000000-0000-4000-8000-000000000000'],
+        ['OPTIONS', '/cron/noop'],
+        ['PUT', '/api/v1/auth/cron/flush-tokens/'],
+      ];
+      for (const [method, path] of cases) {
+        const res = await request(limited.callback)
+          [method.toLowerCase() as 'post'](path)
+          .set('X-Cron-Signature', fake());
+        expect(res.status, `${method} ${path}`).to.equal(401);
+        expect(res.body, `${method} ${path}`).to.deep.equal(REFUSED);
+        expect(res.headers.allow, `${method} ${path}`).to.equal(undefined);
+      }
+      // Five failures counted: the sixth is 429.
+      const blocked = await request(limited.callback).delete('/cron/noop').set('X-Cron-Signature', fake());
+      expect(blocked.status).to.equal(429);
+    });
+  });
+
   describe('failed-auth limiter', () => {
     it('answers 429 with Retry-After to failing requests once an address has failed the limit', async () => {
       const limited = await appWith({ AUTH_FAILURE_LIMIT: '3', AUTH_FAILURE_WINDOW_SECONDS: '120' });

@@ -78,7 +78,9 @@ export function createApp(deps: AppDeps): Koa {
 
   const app = new Koa();
   app.silent = true;
-  const router = new Router();
+  // Paths are matched as the gate matches them, case and all: `/CRON/x` is no route, never a
+  // task the gate did not guard.
+  const router = new Router({ sensitive: true });
 
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok', version: VERSION };
@@ -102,6 +104,7 @@ export function createApp(deps: AppDeps): Koa {
   };
   let status: Koa.Middleware | null = null;
   let gate: Koa.Middleware | null = null;
+  let unclaimed: Koa.Middleware | null = null;
   if (config && registry && runner) {
     trustProxy(app, config.http.trustProxyHops);
     const limiter = new FailedAuthLimiter(limits);
@@ -117,6 +120,7 @@ export function createApp(deps: AppDeps): Koa {
       refusals: deps.refusals ?? new Refusals(deps.logger, metrics),
     });
     gate = guard.gate;
+    unclaimed = guard.unclaimed;
     addCronRoutes(router, { db: deps.db, config, registry, runner }, guard);
     // The status page is never open: it asks for STATUS_TOKEN or a secret. In production it is
     // served only when STATUS_TOKEN is set, as /metrics is only with METRICS_TOKEN.
@@ -138,6 +142,7 @@ export function createApp(deps: AppDeps): Koa {
   // Behind one path check, so that /cron requests pay nothing for the status page.
   const statusPage = status;
   if (statusPage) app.use((ctx, next) => (isStatusPath(ctx.path) ? statusPage(ctx, next) : next()));
+  if (unclaimed) app.use(unclaimed);
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

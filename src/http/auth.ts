@@ -43,7 +43,8 @@ type Refusal =
   | 'wrong qstash signature'
   | 'replayed qstash signature'
   | 'get trigger with another credential'
-  | 'not seen by the gate';
+  | 'not seen by the gate'
+  | 'signed request no route checked';
 
 /**
  * One answer for every refusal, so a caller cannot tell a missing secret from a wrong one, an
@@ -149,7 +150,7 @@ export type Caller = 'secret' | 'signature' | 'qstash';
  * also refuses a request the gate did not let through, so a route the gate's paths miss fails
  * closed.
  */
-export function authenticate(options: AuthOptions): Guard & { gate: Middleware } {
+export function authenticate(options: AuthOptions): Guard & { gate: Middleware; unclaimed: Middleware } {
   const now = options.now ?? (() => Date.now());
   const { limiter, secrets } = options;
 
@@ -264,5 +265,19 @@ export function authenticate(options: AuthOptions): Guard & { gate: Middleware }
     await next();
   };
 
-  return { gate, afterBody, bearerOnly };
+  /**
+   * Around the router: a signed request that no route checked (no route for its path, another
+   * method, HEAD, OPTIONS) is refused as a failed attempt, so that a well-formed fake signature
+   * learns no more than any other wrong credential: not which routes exist, nor their methods.
+   */
+  const unclaimed: Middleware = async (ctx, next) => {
+    await next();
+    const pending = ctx.state.pendingSignature as PendingSignature | undefined;
+    if (pending && ctx.state.caller === undefined) {
+      ctx.remove('Allow');
+      refuse(ctx, limiter, pending.attempt, 'signed request no route checked', 'taskgate');
+    }
+  };
+
+  return { gate, afterBody, bearerOnly, unclaimed };
 }

@@ -83,7 +83,7 @@ export function statusRoutes(deps: StatusDeps): Middleware {
     statusToken: deps.config.http.statusToken,
     limiter: deps.limiter,
   });
-  const router = new Router();
+  const router = new Router({ sensitive: true });
 
   /** The viewer, or the login form (200 to a browser, 401 to anything else) when none was presented. */
   function viewerOr401(ctx: Context): Viewer | null {
