@@ -325,3 +325,53 @@ describe('HTTP: POST /cron/:task and the run routes', () => {
     expect(res.body.code).to.equal('SHUTTING_DOWN');
   });
 });
+
+describe('HTTP: the headers of every answer', () => {
+  let db: TestDatabase;
+  const apps: TestApp[] = [];
+  before(async () => {
+    db = await createTestDatabase();
+  });
+  after(async () => {
+    for (const app of apps) await app.close();
+    await db.drop();
+  });
+
+  async function answers(env: Record<string, string>) {
+    const app = await buildApp(db.sql, env);
+    apps.push(app);
+    const call = () => request(app.callback);
+    return [
+      ['/healthz', await call().get('/healthz')],
+      ['a run', await call().post('/cron/noop').set('X-Cron-Secret', SECRET)],
+      ['the run list', await call().get('/cron/runs').set('X-Cron-Secret', SECRET)],
+      ['a refusal', await call().post('/cron/noop')],
+      [
+        'a refusal after the body',
+        await call()
+          .post('/cron/noop')
+          .set('X-Cron-Signature', `t=${Math.floor(Date.now() / 1000)},v1=${'0'.repeat(64)}`),
+      ],
+      ['a bad request', await call().post('/cron/noop').set('X-Cron-Secret', SECRET).send('{')],
+      ['no route', await call().get('/nowhere')],
+    ] as const;
+  }
+
+  it('are never stored nor sniffed (no-store, nosniff), refusals and errors included', async () => {
+    for (const [what, res] of await answers({})) {
+      expect(res.headers['cache-control'], what).to.equal('no-store');
+      expect(res.headers['x-content-type-options'], what).to.equal('nosniff');
+      expect(res.headers['strict-transport-security'], what).to.equal(undefined);
+    }
+  });
+
+  it('tell browsers to use HTTPS only (HSTS) in production', async () => {
+    const production = { NODE_ENV: 'production', DATABASE_URL: 'postgres://unused.example/x' };
+    for (const [what, res] of await answers(production)) {
+      expect(res.status, what).to.be.below(500);
+      expect(res.headers['cache-control'], what).to.equal('no-store');
+      if (what === 'a refusal') continue; // the gate's refusals go to schedulers, not browsers
+      expect(res.headers['strict-transport-security'], what).to.equal('max-age=31536000');
+    }
+  });
+});

@@ -106,6 +106,8 @@ describe('the HTTP server limits', () => {
     const answer = client.text();
     expect(answer).to.match(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
     expect(answer).to.include('Connection: close');
+    expect(answer).to.include('Cache-Control: no-store\r\n');
+    expect(answer).to.include('X-Content-Type-Options: nosniff\r\n');
     expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).to.deep.equal({
       status: 'error',
       code: 'HEADERS_TOO_LARGE',

@@ -69,6 +69,26 @@ function metricsRoute(metrics: Metrics, token: string | undefined, limiter: Fail
   };
 }
 
+/**
+ * Headers of every answer: never stored by a cache (each one is about now, and may name tasks and
+ * runs), never sniffed as another type than it says; in production, browsers told to come back
+ * over HTTPS only (a year; this host only, for taskgate does not own its domain's other names).
+ * The gate's refusals carry the same (src/http/refusals.ts).
+ */
+const COMMON_HEADERS: readonly (readonly [string, string])[] = [
+  ['Cache-Control', 'no-store'],
+  ['X-Content-Type-Options', 'nosniff'],
+];
+const HSTS = 'max-age=31536000';
+
+function commonHeaders(production: boolean): Koa.Middleware {
+  return (ctx, next) => {
+    for (const [name, value] of COMMON_HEADERS) ctx.set(name, value);
+    if (production) ctx.set('Strict-Transport-Security', HSTS);
+    return next();
+  };
+}
+
 /** Builds the Koa app without listening: `serve` listens, tests use supertest. */
 export function createApp(deps: AppDeps): Koa {
   const { config, registry, runner, metrics } = deps;
@@ -137,6 +157,7 @@ export function createApp(deps: AppDeps): Koa {
 
   // First, before the request's logger: most refusals are answered here, for next to nothing.
   if (gate) app.use(gate);
+  app.use(commonHeaders(config?.env === 'production'));
   app.use(requestLog(deps.logger, metrics));
   app.use(errorHandler());
   // Behind one path check, so that /cron requests pay nothing for the status page.

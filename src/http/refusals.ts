@@ -69,6 +69,10 @@ export class Refusals {
       'application/json; charset=utf-8',
       'Content-Length',
       String(Buffer.byteLength(body)),
+      'Cache-Control',
+      'no-store',
+      'X-Content-Type-Options',
+      'nosniff',
       ...(close ? ['Connection', 'close'] : []),
       ...(error.status === 429 ? ['Retry-After', String(retryAfterSeconds)] : []),
     ]);

@@ -96,6 +96,7 @@ function refuseMalformed(error: ClientError, socket: Duplex, lingerMs: number): 
   const head =
     `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}\r\nConnection: close\r\n` +
     (body ? 'Content-Type: application/json; charset=utf-8\r\n' : '') +
+    'Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
   socket.on('error', () => socket.destroy());
   if (refusal.code === 'REQUEST_TIMEOUT') {
