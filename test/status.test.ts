@@ -211,20 +211,69 @@ describe('status page: HTTP', () => {
       }
     });
 
-    it('ends the session at Log out: the cookie is cleared and the page asks to sign in again', async () => {
-      const { cookie, page } = await login(STATUS_TOKEN);
-      expect(page).to.include('action="/status/logout"');
-      const out = await request(app.callback)
-        .post('/status/logout')
-        .set('Cookie', cookie)
-        .set('Origin', 'http://status.example')
-        .set('Host', 'status.example')
-        .type('form')
-        .send({ csrf: csrfOf(page) });
-      expect(out.status).to.equal(303);
-      expect(sessionCookieLine(out))
-        .to.match(/^taskgate_status=;/)
-        .and.to.match(/expires=Thu, 01 Jan 1970/i);
+    it('ends the session at Log out on every replica: a copy of the cookie is refused after, controls included', async () => {
+      const replica = await buildApp(
+        db.sql,
+        { STATUS_TOKEN, CRON_SECRET_KEY_PREVIOUS: PREVIOUS_SECRET, AUTH_FAILURE_LIMIT: '1000' },
+        { tasksDir: STATUS_TASKS },
+      );
+      try {
+        const { cookie, page } = await login(SECRET);
+        expect(page).to.include('action="/status/logout"');
+        const copy = await request(replica.callback).get('/status').set('Accept', HTML).set('Cookie', cookie);
+        expect(copy.status).to.equal(200);
+        expect(copy.text).to.include('report_hourly');
+        const out = await request(app.callback)
+          .post('/status/logout')
+          .set('Cookie', cookie)
+          .set('Origin', 'http://status.example')
+          .set('Host', 'status.example')
+          .type('form')
+          .send({ csrf: csrfOf(page) });
+        expect(out.status).to.equal(303);
+        expect(sessionCookieLine(out))
+          .to.match(/^taskgate_status=;/)
+          .and.to.match(/expires=Thu, 01 Jan 1970/i);
+        for (const [where, callback] of [
+          ['this replica', app.callback],
+          ['another replica', replica.callback],
+        ] as const) {
+          const again = await request(callback).get('/status').set('Accept', HTML).set('Cookie', cookie);
+          expect(again.status, where).to.equal(200);
+          expect(again.text, where).to.include('Your session has ended').and.not.to.include('report_hourly');
+          const json = await request(callback).get('/status').set('Cookie', cookie);
+          expect(json.status, where).to.equal(401);
+          const control = await request(callback)
+            .post('/status/tasks/report_hourly/pause')
+            .set('Cookie', cookie)
+            .type('form')
+            .send({ csrf: csrfOf(page), reason: 'with a copied cookie' });
+          expect(control.status, where).to.equal(401);
+        }
+        expect(await query('select * from taskgate.task_pause')).to.deep.equal([]);
+      } finally {
+        await replica.close();
+      }
+    });
+
+    it('marks the cookie Secure in production, even when the proxy in front is not trusted (TRUST_PROXY=0)', async () => {
+      const prod = await buildApp(
+        db.sql,
+        { NODE_ENV: 'production', DATABASE_URL: db.url, STATUS_TOKEN },
+        { tasksDir: STATUS_TASKS },
+      );
+      try {
+        const res = await request(prod.callback)
+          .post('/status/login')
+          .type('form')
+          .send({ token: STATUS_TOKEN });
+        expect(res.status).to.equal(303);
+        expect(sessionCookieLine(res)).to.match(/; secure/i);
+        const out = await request(prod.callback).post('/status/logout').set('Cookie', sessionCookie(res));
+        expect(sessionCookieLine(out)).to.match(/; secure/i);
+      } finally {
+        await prod.close();
+      }
     });
 
     it('answers a wrong token with the form again, a message and 401', async () => {
@@ -259,6 +308,8 @@ describe('status page: HTTP', () => {
         secrets: app.config.secrets,
         statusToken: STATUS_TOKEN,
         limiter: new FailedAuthLimiter({ limit: 10, windowSeconds: 60 }),
+        ended: null,
+        secureCookie: false,
         now: () => Date.now() - 9 * 3600_000,
       });
       const res = await request(app.callback)

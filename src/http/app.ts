@@ -145,7 +145,7 @@ export function createApp(deps: AppDeps): Koa {
     // The status page is never open: it asks for STATUS_TOKEN or a secret. In production it is
     // served only when STATUS_TOKEN is set, as /metrics is only with METRICS_TOKEN.
     if (config.http.statusToken || config.env !== 'production') {
-      status = statusRoutes({ db: deps.db, config, registry, runner, limiter });
+      status = statusRoutes({ db: deps.db, config, registry, runner, limiter, seen });
     }
   }
   // In production /metrics is served only behind METRICS_TOKEN: its task names, counts and

@@ -37,6 +37,12 @@ export class SeenSignatures {
     return rows.length === ids.length;
   }
 
+  /** Whether an id is recorded (an ended status-page session). */
+  async has(id: string): Promise<boolean> {
+    const { rows } = await this.db.query('select 1 from taskgate.seen_signature where signature = $1', [id]);
+    return rows.length > 0;
+  }
+
   /**
    * Drops entries past their expiry: their requests are refused by the timestamp check anyway.
    * At most once a minute per process, so the table stays small without a timer to manage.

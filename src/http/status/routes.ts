@@ -13,6 +13,7 @@ import { TaskgateError } from '../../errors.js';
 import { bodyError } from '../body.js';
 import { asTaskgateError, errorBody, unanswered } from '../errors.js';
 import type { FailedAuthLimiter } from '../limiter.js';
+import type { SeenSignatures } from '../seenSignatures.js';
 import { errorPage, loginPage, runPage, statusPage } from './page.js';
 import { StatusAuth, type Viewer } from './session.js';
 import { CONTENT_SECURITY_POLICY } from './style.js';
@@ -30,6 +31,8 @@ export interface StatusDeps {
   runner: Runner;
   /** The /cron limiter itself: one attacker gets one budget of tries, whichever door it knocks on. */
   limiter: FailedAuthLimiter;
+  /** The store of signed requests seen, which also keeps the sessions ended by logging out. */
+  seen: SeenSignatures;
 }
 
 /** How many runs of each task the page reads (the chart shows them; the table the first few). */
@@ -82,12 +85,14 @@ export function statusRoutes(deps: StatusDeps): Middleware {
     secrets: deps.config.secrets,
     statusToken: deps.config.http.statusToken,
     limiter: deps.limiter,
+    ended: deps.seen,
+    secureCookie: deps.config.env === 'production',
   });
   const router = new Router({ sensitive: true });
 
   /** The viewer, or the login form (200 to a browser, 401 to anything else) when none was presented. */
-  function viewerOr401(ctx: Context): Viewer | null {
-    const viewer = auth.viewer(ctx);
+  async function viewerOr401(ctx: Context): Promise<Viewer | null> {
+    const viewer = await auth.viewer(ctx);
     if (!('none' in viewer)) return viewer;
     if (!prefersHtml(ctx)) auth.refuse(ctx, viewer.none);
     ctx.type = 'html';
@@ -96,7 +101,7 @@ export function statusRoutes(deps: StatusDeps): Middleware {
   }
 
   router.get('/status', async (ctx) => {
-    const viewer = viewerOr401(ctx);
+    const viewer = await viewerOr401(ctx);
     if (!viewer) return;
     const now = new Date();
     const tasks = await taskCatalog(deps.registry, deps.db, now);
@@ -132,15 +137,15 @@ export function statusRoutes(deps: StatusDeps): Middleware {
     ctx.redirect('/status');
   });
 
-  router.post('/status/logout', (ctx) => {
+  router.post('/status/logout', async (ctx) => {
     auth.sameOrigin(ctx);
-    auth.clear(ctx);
+    await auth.end(ctx);
     ctx.status = 303;
     ctx.redirect('/status');
   });
 
   router.get('/status/runs/:id', async (ctx) => {
-    const viewer = viewerOr401(ctx);
+    const viewer = await viewerOr401(ctx);
     if (!viewer) return;
     const id = ctx.params.id!;
     const run = UUID.test(id) ? await findRun(deps.db, id) : null;
@@ -154,7 +159,7 @@ export function statusRoutes(deps: StatusDeps): Middleware {
   function control(act: (ctx: Context, fields: Record<string, unknown>) => Promise<string>): Middleware {
     return async (ctx) => {
       auth.sameOrigin(ctx);
-      const viewer = auth.require(ctx);
+      const viewer = await auth.require(ctx);
       auth.requireWrite(ctx, viewer);
       const fields = await form(ctx);
       auth.checkCsrf(ctx, viewer, fields.csrf);

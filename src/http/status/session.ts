@@ -4,14 +4,17 @@ import { TaskgateError } from '../../errors.js';
 import { bearerToken, credentialHeaders, refuse } from '../auth.js';
 import type { FailedAuthLimiter } from '../limiter.js';
 import { SecretSet } from '../secrets.js';
+import type { SeenSignatures } from '../seenSignatures.js';
 
 /**
  * Who may see the status page, and do what. Two credentials: STATUS_TOKEN reads; the cron secrets
  * (current and previous) read and write (the controls). Either is sent as `Authorization: Bearer`
  * (a secret also as `X-Cron-Secret`), or exchanged at the login form for a session cookie: signed
  * with a key derived from every credential (changing one ends every session), HttpOnly,
- * SameSite=Strict, Path=/status, 8 hours. A session carries a random nonce its CSRF token is made
- * from, so a form's token is good for its own session only.
+ * SameSite=Strict, Path=/status, 8 hours, Secure in production. A session carries a random nonce
+ * its CSRF token is made from, so a form's token is good for its own session only. Logging out
+ * records the nonce as ended in PostgreSQL (with the signed requests already seen, until the
+ * cookie's own expiry): a copy of the cookie is refused by every replica from then on.
  */
 export type Role = 'read' | 'write';
 
@@ -58,17 +61,32 @@ export interface StatusAuthOptions {
   secrets: readonly string[];
   statusToken: string | undefined;
   limiter: FailedAuthLimiter;
+  /** Where ended sessions are recorded; null keeps none (a logged-out cookie lives to its expiry). */
+  ended: SeenSignatures | null;
+  /**
+   * Whether the cookie is Secure whatever the request looked like (production): behind a TLS proxy
+   * with TRUST_PROXY=0 taskgate sees plain HTTP, yet the browser is on HTTPS.
+   */
+  secureCookie: boolean;
   now?: () => number;
 }
 
+/** The id an ended session is recorded under, beside the signed requests already seen. */
+const endedId = (nonce: string) => `status-session-ended:${nonce}`;
+
 /** What a request's credential says: a viewer, nothing presented, an expired session, or a refusal reason. */
 type Verdict = Viewer | { none: 'no credentials' | 'session expired' } | { refused: string };
+
+/** A session cookie whose signature holds, and what it claims. */
+type Session = { claims: SessionClaims } | { refused: 'tampered session cookie' };
 
 export class StatusAuth {
   private readonly writers: SecretSet;
   private readonly readers: SecretSet;
   private readonly key: Buffer;
   private readonly now: () => number;
+  private readonly ended: SeenSignatures | null;
+  private readonly secureCookie: boolean;
   readonly limiter: FailedAuthLimiter;
 
   constructor(options: StatusAuthOptions) {
@@ -76,6 +94,8 @@ export class StatusAuth {
     this.readers = new SecretSet(options.statusToken ? [options.statusToken] : []);
     this.limiter = options.limiter;
     this.now = options.now ?? Date.now;
+    this.ended = options.ended;
+    this.secureCookie = options.secureCookie;
     const material = [...options.secrets, options.statusToken ?? ''].join('\0');
     this.key = Buffer.from(hkdfSync('sha256', material, 'taskgate', 'status page session v1', 32));
   }
@@ -111,7 +131,8 @@ export class StatusAuth {
     };
   }
 
-  private fromCookie(value: string): Verdict {
+  /** The claims of a cookie whose signature holds, checked before anything else is. */
+  private session(value: string): Session {
     const [payload, signature, extra] = value.split('.');
     if (!payload || !signature || extra !== undefined || !equal(signature, this.mac(`session\0${payload}`))) {
       return { refused: 'tampered session cookie' };
@@ -123,12 +144,23 @@ export class StatusAuth {
       return { refused: 'tampered session cookie' };
     }
     if (claims.role !== 'read' && claims.role !== 'write') return { refused: 'tampered session cookie' };
+    return { claims };
+  }
+
+  private async fromCookie(value: string): Promise<Verdict> {
+    const session = this.session(value);
+    if ('refused' in session) return session;
+    const { claims } = session;
     if (!(claims.exp > this.now())) return { none: 'session expired' };
+    // Only a genuine cookie costs a database read.
+    if (this.ended && (await this.ended.has(endedId(String(claims.nonce))))) {
+      return { none: 'session expired' };
+    }
     return { role: claims.role, csrf: this.csrfFor(String(claims.nonce)) };
   }
 
   /** Reads the credential of a request without deciding what to answer. */
-  private verdict(ctx: Context): Verdict {
+  private async verdict(ctx: Context): Promise<Verdict> {
     if (!this.configured) return { refused: 'no secret configured' };
     const headers = credentialHeaders(ctx);
     if (!headers) return { refused: 'ambiguous credentials' };
@@ -160,8 +192,8 @@ export class StatusAuth {
    * The viewer, or `{none}` when no credential was presented (or the session expired), so that
    * the caller can show the login form. A wrong credential is refused (401, counted by the limiter).
    */
-  viewer(ctx: Context): Viewer | { none: string } {
-    const verdict = this.verdict(ctx);
+  async viewer(ctx: Context): Promise<Viewer | { none: string }> {
+    const verdict = await this.verdict(ctx);
     if ('refused' in verdict) {
       if (verdict.refused === 'tampered session cookie') this.clear(ctx);
       this.refuse(ctx, verdict.refused);
@@ -171,8 +203,8 @@ export class StatusAuth {
   }
 
   /** A viewer, or 401: for routes that show nothing to a caller without one. */
-  require(ctx: Context): Viewer {
-    const viewer = this.viewer(ctx);
+  async require(ctx: Context): Promise<Viewer> {
+    const viewer = await this.viewer(ctx);
     if ('none' in viewer) this.refuse(ctx, viewer.none);
     return viewer;
   }
@@ -218,7 +250,7 @@ export class StatusAuth {
       path: '/status',
       httpOnly: true,
       sameSite: 'strict',
-      secure: ctx.secure,
+      secure: this.secure(ctx),
       expires,
       maxAge: SESSION_MS,
       overwrite: true,
@@ -226,12 +258,33 @@ export class StatusAuth {
     return viewer;
   }
 
+  /**
+   * Logs out: the session is recorded as ended until its cookie would expire, so that a copy of
+   * the cookie is refused everywhere, and the browser's cookie is cleared.
+   */
+  async end(ctx: Context): Promise<void> {
+    const cookie = ctx.cookies.get(SESSION_COOKIE);
+    const session = cookie ? this.session(cookie) : null;
+    if (session && 'claims' in session && session.claims.exp > this.now() && this.ended) {
+      await this.ended.remember([endedId(String(session.claims.nonce))], new Date(session.claims.exp));
+    }
+    this.clear(ctx);
+  }
+
+  /** Whether the cookie is Secure: always in production, else when the request came over HTTPS. */
+  private secure(ctx: Context): boolean {
+    if (!this.secureCookie) return ctx.secure;
+    // The cookies library refuses a Secure cookie on a request it believes is plain HTTP.
+    ctx.cookies.secure = true;
+    return true;
+  }
+
   clear(ctx: Context): void {
     ctx.cookies.set(SESSION_COOKIE, '', {
       path: '/status',
       httpOnly: true,
       sameSite: 'strict',
-      secure: ctx.secure,
+      secure: this.secure(ctx),
       expires: new Date(0),
       overwrite: true,
     });
