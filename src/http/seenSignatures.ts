@@ -1,6 +1,13 @@
 import type { SqlClient } from '../db/sql.js';
 
 const PRUNE_EVERY_MS = 60_000;
+/**
+ * How long past its expiry an entry is kept, by the database's clock: more than any skew between
+ * the database and a replica that doctor lets pass (it fails beyond SIGNATURE_TOLERANCE_SECONDS,
+ * at most an hour). A replica whose clock is behind still accepts a request after its expiry by
+ * another clock; its entry must outlive that. Keeping an hour more costs a few rows.
+ */
+const PRUNE_MARGIN = '1 hour';
 
 /**
  * The signed requests already accepted, kept in PostgreSQL so that a replay is refused by every
@@ -11,9 +18,9 @@ export class SeenSignatures {
   private lastPrune = 0;
 
   /**
-   * `now` is the clock the signature tolerance is checked against: expiries are set and pruned by
-   * it too, never by the database's clock, so that a skew between the two cannot drop an entry
-   * whose request is still inside the tolerance.
+   * `now` says when a prune is due. Expiries are set by the clock the tolerance is checked against
+   * (each replica's own), and pruned by the one clock every replica shares, the database's, with a
+   * margin: so that no replica, whatever its clock, drops an entry another still needs.
    */
   constructor(
     private readonly db: SqlClient,
@@ -53,7 +60,9 @@ export class SeenSignatures {
     this.lastPrune = now;
     // A failed prune costs nothing but table size; the request it rides on was already accepted.
     await this.db
-      .query('delete from taskgate.seen_signature where expires_at < $1', [new Date(now)])
+      .query(
+        `delete from taskgate.seen_signature where expires_at < clock_timestamp() - interval '${PRUNE_MARGIN}'`,
+      )
       .catch(() => undefined);
   }
 }
