@@ -63,6 +63,15 @@ export function qstashKeyWeakness(key: string, minBits: number): string | null {
   return secretWeakness(key.startsWith('sig_') ? key.slice(4) : key, minBits);
 }
 
+/**
+ * Whether a word looks like a generator's output worth at least `minBits` (see generatorOutput):
+ * a token, a key, an id made to be unguessable. Never loads the guessing model.
+ */
+export function isRandomToken(word: string, minBits: number): boolean {
+  const random = generatorOutput(word);
+  return random !== null && random.bits >= minBits;
+}
+
 // --- 1. The placeholder ---------------------------------------------------------------------------
 
 const normalise = (text: string) => text.toLowerCase().replace(/[^a-z0-9]/g, '');

@@ -481,6 +481,23 @@ describe('status page: HTTP', () => {
       expect(list.text).not.to.include('hunter2-very-secret');
     });
 
+    it('redacts values shaped like credentials whatever their field is called: JWTs, bearer tokens, random keys, the credentials themselves', async () => {
+      const jwt =
+        'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCIsImp0aSI6ImFiYyJ9.Zm9vYmFyYmF6cXV4cXV1eA';
+      const key = 'c2f1e9a07b3d4e5f8a9b0c1d2e3f4a5b';
+      const runId = '0b5e9f3c-2a7d-4e1b-8c6f-9d4a3b2e1f07';
+      const note = `refresh ${jwt}, header Bearer ${key}, token ${STATUS_TOKEN}, constraint token_blacklist_token_id_3cc7fe56_fk of run ${runId}`;
+      const res = await trigger('report_hourly', { rows: 1, note }).expect(200);
+      const page = await request(app.callback)
+        .get(`/status/runs/${res.body.runId}`)
+        .set('Authorization', `Bearer ${STATUS_TOKEN}`);
+      expect(page.status).to.equal(200);
+      for (const shown of [jwt, key, STATUS_TOKEN]) expect(page.text).not.to.include(shown);
+      expect(page.text).to.include('noted: refresh [redacted], header Bearer [redacted], token [redacted]');
+      // What only looks long stays: a constraint's name, a run id.
+      expect(page.text).to.include('token_blacklist_token_id_3cc7fe56_fk').and.to.include(runId);
+    });
+
     it('tells a database error in plain words, never PostgreSQL’s, nor the connection string', async () => {
       const failed = await trigger('broken');
       expect(failed.status).to.equal(500);

@@ -2,8 +2,8 @@ import type { TaskInfo } from '../../core/catalog.js';
 import type { PauseEvent } from '../../core/pauses.js';
 import type { RunLogRecord, RunRecord } from '../../core/runs.js';
 import type { TaskgateError } from '../../errors.js';
-import { redactFields } from '../../logger.js';
 import { formatDuration, formatTime, Html, html, publicError, relative, resultSummary } from './format.js';
+import type { Redactor } from './redact.js';
 import type { Viewer } from './session.js';
 import { STYLE } from './style.js';
 
@@ -77,14 +77,14 @@ function durationChart(runs: RunRecord[]): Html | string {
 <figcaption>last ${ordered.length} runs<br>longest ${formatDuration(max)}</figcaption></figure>`;
 }
 
-function runRows(runs: RunRecord[], viewer: Viewer, now: Date): Html {
+function runRows(runs: RunRecord[], viewer: Viewer, now: Date, redact: Redactor): Html {
   if (runs.length === 0) return html`<p class="empty">No runs yet.</p>`;
   const shown = runs.slice(0, TABLE_ROWS);
   // Only a running run has a control in its row; the run's own page has the rest.
   const controls = viewer.role === 'write' && shown.some((run) => run.status === 'running');
   const rows = shown.map((run) => {
-    const did = resultSummary(redactFields(run.result));
-    const error = publicError(run.error);
+    const did = resultSummary(run.result);
+    const error = shownError(run.error, redact);
     return html`<tr>
 <td class="num"><a href="/status/runs/${run.id}" title="${run.startedAt}">${formatTime(run.startedAt).slice(5, 16)}</a><span class="rel">${relative(run.startedAt, now)}</span></td>
 <td>${statusBadge(run.status)}${run.dryRun ? html` <small>dry run</small>` : ''}</td>
@@ -132,7 +132,7 @@ function taskState(view: TaskView): string {
   return view.info.lastRun ? 'ok' : 'idle';
 }
 
-function taskSection(view: TaskView, viewer: Viewer, now: Date): Html {
+function taskSection(view: TaskView, viewer: Viewer, now: Date, redact: Redactor): Html {
   const { info } = view;
   const state = taskState(view);
   const badges = [statusBadge(state)];
@@ -150,13 +150,18 @@ ${info.overdue ? html`<p class="notice s-overdue"><b>Overdue</b>: a run was due 
 <div><dt>Last success</dt><dd>${info.lastSuccess ? `${formatTime(info.lastSuccess.startedAt)} (${relative(info.lastSuccess.startedAt, now)})` : 'never'}</dd></div>
 </dl>
 ${durationChart(view.runs)}
-${runRows(view.runs, viewer, now)}
+${runRows(view.runs, viewer, now, redact)}
 ${pauseHistory(view.pauses)}
 ${pauseControls(info, viewer)}
 </section>`;
 }
 
-export function statusPage(tasks: TaskView[], viewer: Viewer, now: Date): { html: string; refresh: boolean } {
+export function statusPage(
+  tasks: TaskView[],
+  viewer: Viewer,
+  now: Date,
+  redact: Redactor,
+): { html: string; refresh: boolean } {
   const states = tasks.map(taskState);
   const count = (s: string) => states.filter((state) => state === s).length;
   const refresh = states.includes('running');
@@ -167,16 +172,22 @@ export function statusPage(tasks: TaskView[], viewer: Viewer, now: Date): { html
 <li>${statusBadge('running')} <b>${count('running')}</b></li></ul>`;
   const body = html`${header(viewer, now, `${tasks.length} tasks`)}
 <main>${summary}${refresh ? html`<p class="notice info">A run is in progress: this page refreshes every 5 seconds.</p>` : ''}
-${tasks.map((task) => taskSection(task, viewer, now))}</main>`;
+${tasks.map((task) => taskSection(task, viewer, now, redact))}</main>`;
   return { html: layout('taskgate status', body, { refresh }), refresh };
 }
 
-const json = (value: unknown) => JSON.stringify(redactFields(value), null, 2);
+const json = (value: unknown, redact: Redactor) => JSON.stringify(redact.value(value), null, 2);
+
+/** A run's error as the page may tell it: in plain words for the database's, redacted. */
+function shownError(error: string | null, redact: Redactor): string | null {
+  const text = publicError(error);
+  return text === null ? null : redact.text(text);
+}
 
 /** The fields of a log line told besides its time, level and message. */
 const LINE_HIDDEN = new Set(['time', 'level', 'msg', 'pid', 'hostname', 'task', 'runId', 'requestId']);
 
-function logLine(line: Record<string, unknown>): Html {
+function logLine(line: Record<string, unknown>, redact: Redactor): Html {
   const level =
     typeof line.level === 'number' ? (LEVELS[line.level] ?? String(line.level)) : String(line.level);
   const fields: Record<string, unknown> = {};
@@ -189,9 +200,9 @@ function logLine(line: Record<string, unknown>): Html {
     const message = (fields.err as { message?: unknown }).message;
     fields.err = publicError(typeof message === 'string' ? message : 'error');
   }
-  const extra = Object.keys(fields).length ? JSON.stringify(redactFields(fields)) : '';
+  const extra = Object.keys(fields).length ? JSON.stringify(redact.value(fields)) : '';
   const time = typeof line.time === 'number' ? new Date(line.time).toISOString().slice(11, 23) : '';
-  return html`<tr><td class="num mono">${time}</td><td class="lvl lvl-${level}">${level}</td><td>${String(line.msg ?? '')}${extra ? html`<br><code>${extra}</code>` : ''}</td></tr>`;
+  return html`<tr><td class="num mono">${time}</td><td class="lvl lvl-${level}">${level}</td><td>${redact.text(String(line.msg ?? ''))}${extra ? html`<br><code>${extra}</code>` : ''}</td></tr>`;
 }
 
 const LEVELS: Record<number, string> = {
@@ -203,9 +214,15 @@ const LEVELS: Record<number, string> = {
   60: 'fatal',
 };
 
-export function runPage(run: RunRecord, log: RunLogRecord | null, viewer: Viewer, now: Date): string {
+export function runPage(
+  run: RunRecord,
+  log: RunLogRecord | null,
+  viewer: Viewer,
+  now: Date,
+  redact: Redactor,
+): string {
   const write = viewer.role === 'write';
-  const error = publicError(run.error);
+  const error = shownError(run.error, redact);
   const body = html`${header(viewer, now, `run of ${run.task}`)}
 <main><section class="task">
 <div class="task-head"><h2>${run.task}</h2>${statusBadge(run.status)}${run.dryRun ? html`<span class="badge s-idle">dry run</span>` : ''}</div>
@@ -219,10 +236,10 @@ ${run.rerunOf ? html`<div><dt>Rerun of</dt><dd><a href="/status/runs/${run.rerun
 ${run.cancel ? html`<div><dt>Cancel asked</dt><dd>by ${run.cancel.by} at ${formatTime(run.cancel.requestedAt)}${run.cancel.reason ? `: ${run.cancel.reason}` : ''}</dd></div>` : ''}
 </dl>
 ${error ? html`<p class="notice s-failed">${error}</p>` : ''}
-<h3>Params</h3><pre>${json(run.params)}</pre>
-<h3>Result</h3><pre>${run.result === null ? '–' : json(run.result)}</pre>
+<h3>Params</h3><pre>${json(run.params, redact)}</pre>
+<h3>Result</h3><pre>${run.result === null ? '–' : json(run.result, redact)}</pre>
 <h3>Log</h3>
-${log ? html`<table><thead><tr><th class="c-time">Time</th><th class="c-dur">Level</th><th>Message</th></tr></thead><tbody>${log.lines.map(logLine)}</tbody></table>${log.dropped ? html`<p class="empty">${log.dropped} more lines were not kept.</p>` : ''}` : html`<p class="empty">${run.status === 'running' ? 'Nothing saved yet: the log so far is saved every few seconds while the run goes on.' : 'Nothing was kept.'}</p>`}
+${log ? html`<table><thead><tr><th class="c-time">Time</th><th class="c-dur">Level</th><th>Message</th></tr></thead><tbody>${log.lines.map((line) => logLine(line, redact))}</tbody></table>${log.dropped ? html`<p class="empty">${log.dropped} more lines were not kept.</p>` : ''}` : html`<p class="empty">${run.status === 'running' ? 'Nothing saved yet: the log so far is saved every few seconds while the run goes on.' : 'Nothing was kept.'}</p>`}
 ${write ? html`<div class="controls">${run.status === 'running' ? cancelForm(run, viewer, true) : html`<form method="post" action="/status/runs/${run.id}/rerun">${csrfField(viewer)}<input type="text" name="reason" maxlength="500" placeholder="reason (optional)" aria-label="reason"><button type="submit">Rerun</button></form>`}</div>` : ''}
 <p><a href="/status">← all tasks</a></p>
 </section></main>`;

@@ -15,6 +15,7 @@ import { asTaskgateError, errorBody, unanswered } from '../errors.js';
 import type { FailedAuthLimiter } from '../limiter.js';
 import type { SeenSignatures } from '../seenSignatures.js';
 import { errorPage, loginPage, runPage, statusPage } from './page.js';
+import { Redactor } from './redact.js';
 import { StatusAuth, type Viewer } from './session.js';
 import { CONTENT_SECURITY_POLICY } from './style.js';
 
@@ -88,6 +89,16 @@ export function statusRoutes(deps: StatusDeps): Middleware {
     ended: deps.seen,
     secureCookie: deps.config.env === 'production',
   });
+  const { http } = deps.config;
+  const redact = new Redactor(
+    [
+      ...deps.config.secrets,
+      http.statusToken,
+      http.metricsToken,
+      http.qstash?.currentSigningKey,
+      http.qstash?.nextSigningKey,
+    ].filter((credential): credential is string => credential !== undefined),
+  );
   const router = new Router({ sensitive: true });
 
   /** The viewer, or the login form (200 to a browser, 401 to anything else) when none was presented. */
@@ -114,6 +125,7 @@ export function statusRoutes(deps: StatusDeps): Middleware {
       tasks.map((info) => ({ info, runs: runs.get(info.name) ?? [], pauses: pauses.get(info.name) ?? [] })),
       viewer,
       now,
+      redact,
     );
     ctx.type = 'html';
     ctx.body = page.html;
@@ -152,7 +164,7 @@ export function statusRoutes(deps: StatusDeps): Middleware {
     if (!run) throw new TaskgateError('RUN_NOT_FOUND', `no run with id ${id}`);
     const log = await findRunLog(deps.db, id);
     ctx.type = 'html';
-    ctx.body = runPage(run, log, viewer, new Date());
+    ctx.body = runPage(run, log, viewer, new Date(), redact);
   });
 
   /** A control: same origin, the write credential, the session's CSRF token; then 303 back. */
