@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { expect } from 'chai';
 import { parseSignature, verifySignature } from '../src/http/signature.js';
 import { TriggerClient, triggerRemote } from '../src/remote/client.js';
@@ -559,6 +560,43 @@ describe('taskgate trigger', () => {
     expect(run.stderr).to.include(
       `taskgate: GET /readyz got no answer from http://127.0.0.1:${port} (ECONNREFUSED)`,
     );
+  });
+
+  it('warns before it sends the secret over plain http:// to a host that is not this machine, and not otherwise', async function () {
+    // This machine's own address on a network interface: reached without leaving it, yet not loopback.
+    const address = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+    if (!address) {
+      if (process.env.CI) throw new Error('no network interface besides loopback: CI never skips this test');
+      process.stderr.write(
+        '\n!!! SKIPPED: the plain-http warning test (no network interface besides loopback) !!!\n\n',
+      );
+      this.skip();
+    }
+    const server = await stubServer((req) => (req.path === '/readyz' ? healthy : ok('echo')), 0, address);
+    try {
+      const warning = `taskgate: warning: sending CRON_SECRET_KEY over plain http:// to ${address}:${server.port}: anyone on the way can read it and run tasks with it; use https://, or --sign\n`;
+      const plain = await runCli(['trigger', 'echo'], env(server.url));
+      expect(plain.code, plain.stderr).to.equal(0);
+      expect(plain.stderr.startsWith(warning), plain.stderr).to.equal(true);
+      expect(posts(server.seen)[0]!.headers['x-cron-secret']).to.equal(SECRET);
+      const signed = await runCli(['trigger', 'echo', '--sign'], env(server.url));
+      expect(signed.code, signed.stderr).to.equal(0);
+      expect(signed.stderr).not.to.include('warning');
+    } finally {
+      await server.close();
+    }
+    const local = await stubServer((req) => (req.path === '/readyz' ? healthy : ok('echo')));
+    try {
+      for (const url of [local.url, `http://localhost:${local.port}`]) {
+        const run = await runCli(['trigger', 'echo'], env(url));
+        expect(run.code, run.stderr).to.equal(0);
+        expect(run.stderr, url).not.to.include('warning');
+      }
+    } finally {
+      await local.close();
+    }
   });
 
   it('exits 2 with a clear message when there is no URL or no secret', async () => {

@@ -84,6 +84,18 @@ function retryAfterMs(headers: Headers): number | null {
 
 const seconds = (ms: number) => Math.round(ms / 100) / 10;
 
+/** A host name that never leaves this machine: localhost, 127.0.0.0/8, ::1. */
+function isLoopback(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return (
+    host === 'localhost' ||
+    host.endsWith('.localhost') ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) ||
+    host === '::1' ||
+    host === '::ffff:127.0.0.1'
+  );
+}
+
 /** A try worth another: no answer at all (`message` says why), or a transient one. */
 class NotYet extends Error {
   constructor(
@@ -120,6 +132,11 @@ export class TriggerClient {
     if (this.o.sign) this.o.pollMs = Math.max(this.o.pollMs, 1_000);
     this.key = options.idempotencyKey ?? randomUUID();
     this.log = options.log ?? (() => undefined);
+    if (!this.o.sign && base.protocol === 'http:' && !isLoopback(base.hostname)) {
+      this.log(
+        `warning: sending CRON_SECRET_KEY over plain http:// to ${base.host}: anyone on the way can read it and run tasks with it; use https://, or --sign`,
+      );
+    }
   }
 
   private url(path: string): URL {

@@ -23,12 +23,13 @@ export interface StubServer {
 }
 
 /**
- * A local HTTP server on 127.0.0.1 answering each request with what `answer` says: a stand-in
- * for a remote taskgate, a proxy in front of a waking host, or an alert receiver.
+ * A local HTTP server (on 127.0.0.1, or `host`) answering each request with what `answer` says: a
+ * stand-in for a remote taskgate, a proxy in front of a waking host, or an alert receiver.
  */
 export async function stubServer(
   answer: (request: SeenRequest, seen: SeenRequest[]) => StubAnswer | Promise<StubAnswer>,
   port = 0,
+  host = '127.0.0.1',
 ): Promise<StubServer> {
   const seen: SeenRequest[] = [];
   const server: Server = createServer((req, res) => {
@@ -47,10 +48,10 @@ export async function stubServer(
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
   const actual = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${actual}`,
+    url: `http://${host}:${actual}`,
     port: actual,
     seen,
     close: () =>
