@@ -50,6 +50,10 @@ describe("taskgate's CI workflow", () => {
     expect(runs('lint')).to.include('workflow --check');
   });
 
+  it('audits the dependencies a production install holds', () => {
+    expect(runs('lint')).to.match(/^npm audit --omit=dev$/m);
+  });
+
   it('tests on every supported Node.js version, against a PostgreSQL service container, with pgbouncer', async () => {
     const engines = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')).engines.node;
     expect(engines).to.equal('^20.19.0 || >=22.12.0');
