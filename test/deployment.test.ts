@@ -152,3 +152,17 @@ describe('render.yaml, the Dockerfile, docker-compose.yml and the docs agree wit
     expect(VARIABLES.filter((name) => !assigned(sample).includes(name))).to.deep.equal([]);
   });
 });
+
+describe('package.json', () => {
+  it('approves in allowScripts (which npm reads from 11.16, and enforces from 12) every dependency with an install script, on every platform, and nothing else', async () => {
+    const pkg = JSON.parse(await read('package.json'));
+    const lock = JSON.parse(await read('package-lock.json')) as {
+      packages: Record<string, { hasInstallScript?: boolean }>;
+    };
+    const scripted = Object.entries(lock.packages)
+      .filter(([, entry]) => entry.hasInstallScript)
+      .map(([where]) => where.replace(/^.*node_modules\//, ''));
+    expect(Object.keys(pkg.allowScripts).sort()).to.deep.equal([...new Set(scripted)].sort());
+    expect(Object.values(pkg.allowScripts).every((allowed) => allowed === true)).to.equal(true);
+  });
+});
