@@ -3,7 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { taskCatalog } from '../core/catalog.js';
 import { createApp } from '../http/app.js';
 import { Refusals } from '../http/refusals.js';
-import { applyServerLimits } from '../http/serverLimits.js';
+import { applyServerLimits, SERVER_LIMITS } from '../http/serverLimits.js';
 import type { Metrics } from '../monitoring/metrics.js';
 import { createMonitoring, type Monitoring } from '../monitoring/monitoring.js';
 import { openServices } from '../service.js';
@@ -108,10 +108,13 @@ export async function serve(): Promise<void> {
   let server: Server;
   try {
     server = await new Promise((resolve, reject) => {
-      const s = applyServerLimits(app.listen(config.port, config.host, () => resolve(s))).once(
-        'error',
-        reject,
-      );
+      const s = applyServerLimits(
+        app.listen(config.port, config.host, () => resolve(s)),
+        SERVER_LIMITS,
+        {
+          behindProxy: config.http.trustProxyHops > 0,
+        },
+      ).once('error', reject);
     });
   } catch (error) {
     // Taken meanwhile: nothing keeps running (no pool, no timer, no embedded PostgreSQL).

@@ -17,6 +17,7 @@ import { Refusals } from './refusals.js';
 import { requestLog } from './requestLog.js';
 import { SecretSet } from './secrets.js';
 import { SeenSignatures } from './seenSignatures.js';
+import { keepConnection } from './serverLimits.js';
 import { isStatusPath, statusRoutes } from './status/routes.js';
 
 declare module 'koa' {
@@ -81,11 +82,13 @@ const COMMON_HEADERS: readonly (readonly [string, string])[] = [
 ];
 const HSTS = 'max-age=31536000';
 
-function commonHeaders(production: boolean): Koa.Middleware {
-  return (ctx, next) => {
+/** The common headers; and a connection that carried an authenticated request is kept longer. */
+function everyAnswer(production: boolean): Koa.Middleware {
+  return async (ctx, next) => {
     for (const [name, value] of COMMON_HEADERS) ctx.set(name, value);
     if (production) ctx.set('Strict-Transport-Security', HSTS);
-    return next();
+    await next();
+    if (ctx.state.caller !== undefined) keepConnection(ctx.req, ctx.res);
   };
 }
 
@@ -157,7 +160,7 @@ export function createApp(deps: AppDeps): Koa {
 
   // First, before the request's logger: most refusals are answered here, for next to nothing.
   if (gate) app.use(gate);
-  app.use(commonHeaders(config?.env === 'production'));
+  app.use(everyAnswer(config?.env === 'production'));
   app.use(requestLog(deps.logger, metrics));
   app.use(errorHandler());
   // Behind one path check, so that /cron requests pay nothing for the status page.

@@ -44,7 +44,8 @@ type Refusal =
   | 'replayed qstash signature'
   | 'get trigger with another credential'
   | 'not seen by the gate'
-  | 'signed request no route checked';
+  | 'signed request no route checked'
+  | 'blocked address already sending a signed body';
 
 /**
  * One answer for every refusal, so a caller cannot tell a missing secret from a wrong one, an
@@ -189,6 +190,13 @@ export function authenticate(options: AuthOptions): Guard & { gate: Middleware; 
     return { kind: 'taskgate', parsed };
   }
 
+  /**
+   * Signed bodies being read, by limiter key. A signature is judged only once its body is in, so
+   * a blocked address is still read, to let a genuine signature through, but one body at a time:
+   * whoever trickles bodies behind fake signatures holds one connection, not hundreds.
+   */
+  const readingBodies = new Map<string, number>();
+
   const gate: Middleware = async (ctx, next) => {
     if (!options.guards(ctx.path)) return next();
     const started = performance.now();
@@ -198,13 +206,22 @@ export function authenticate(options: AuthOptions): Guard & { gate: Middleware; 
       return next();
     }
     const attempt = limiter.start(ctx.ip);
-    if (typeof verdict === 'string') {
-      options.refusals.answer(ctx, limiter.errorFor(attempt, UNAUTHORIZED), verdict, started, {
+    const reading = readingBodies.get(attempt.key) ?? 0;
+    if (typeof verdict === 'string' || (attempt.blockedFor > 0 && reading > 0)) {
+      const reason: Refusal =
+        typeof verdict === 'string' ? verdict : 'blocked address already sending a signed body';
+      options.refusals.answer(ctx, limiter.errorFor(attempt, UNAUTHORIZED), reason, started, {
         close: unreadBody(ctx),
         retryAfterSeconds: attempt.blockedFor,
       });
       return;
     }
+    readingBodies.set(attempt.key, reading + 1);
+    ctx.res.once('close', () => {
+      const left = (readingBodies.get(attempt.key) ?? 1) - 1;
+      if (left > 0) readingBodies.set(attempt.key, left);
+      else readingBodies.delete(attempt.key);
+    });
     ctx.state.pendingSignature = { ...verdict, attempt } satisfies PendingSignature;
     await next();
   };

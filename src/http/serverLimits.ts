@@ -1,7 +1,10 @@
-import { type Server, STATUS_CODES } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TaskgateError } from '../errors.js';
 import { errorBody } from './errors.js';
+import { limiterKey } from './limiter.js';
 
 /**
  * What one connection may cost taskgate. A cron gate sees a few callers a day, each sending a
@@ -14,13 +17,28 @@ export interface ServerLimits {
   /** Time to receive a whole request, headers and body (the answer may take longer). */
   requestTimeoutMs: number;
   /**
-   * How long an idle keep-alive connection is kept: above the 60 s idle time-out of common load
+   * How long an idle keep-alive connection is kept behind a trusted proxy, and, without one, once
+   * it has carried an authenticated request: above the 60 s idle time-out of common load
    * balancers, so that the proxy, not taskgate, closes a pooled connection (else a request sent
    * on it as taskgate closes it is a 502).
    */
   keepAliveTimeoutMs: number;
+  /**
+   * Without a trusted proxy, how long any other idle connection is kept (after /healthz, a
+   * refusal, a login form): whoever holds connections open without credentials holds each for
+   * this long between requests, not a minute.
+   */
+  unauthenticatedKeepAliveMs: number;
   /** Connections open at once; new ones beyond are dropped until some close. */
   maxConnections: number;
+  /**
+   * Without a trusted proxy, connections one address (IPv6: one /64) may hold open at once; more
+   * are closed as they come. A scheduler uses one or two, a browser six: one address cannot take
+   * the whole cap from the others, and a proxy whose hops were not declared (TRUST_PROXY) still
+   * has room. (Behind a declared proxy every connection is the proxy's: the cap would be its, so
+   * none is set; the requests' own limits hold there.)
+   */
+  maxConnectionsPerAddress: number;
   /** How often the header and request time-outs are checked (Node's default is 30 s). */
   checkIntervalMs: number;
   /**
@@ -34,26 +52,72 @@ export const SERVER_LIMITS: ServerLimits = Object.freeze({
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 65_000,
+  unauthenticatedKeepAliveMs: 5_000,
   maxConnections: 1_000,
+  maxConnectionsPerAddress: 64,
   checkIntervalMs: 1_000,
   lingerMs: 2_000,
 });
 
+/** The keep-alive of an authenticated connection, by the server its sockets came to. */
+const longKeepAlive = new WeakMap<Server, number>();
+
 /**
  * Applies the limits to a server that has not started listening yet (the time-out checks are
  * set up as it starts). `app.listen(...)` returns before it listens, so it can be wrapped.
+ * `behindProxy` (TRUST_PROXY above 0): every connection comes from the proxy, which pools them.
  */
-export function applyServerLimits<S extends Server>(server: S, limits: ServerLimits = SERVER_LIMITS): S {
+export function applyServerLimits<S extends Server>(
+  server: S,
+  limits: ServerLimits = SERVER_LIMITS,
+  { behindProxy = false }: { behindProxy?: boolean } = {},
+): S {
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = limits.requestTimeoutMs;
-  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  server.keepAliveTimeout = behindProxy ? limits.keepAliveTimeoutMs : limits.unauthenticatedKeepAliveMs;
   server.maxConnections = limits.maxConnections;
+  if (!behindProxy) {
+    longKeepAlive.set(server, limits.keepAliveTimeoutMs);
+    capPerAddress(server, limits.maxConnectionsPerAddress);
+  }
   // A createServer option Node reads when the server starts listening; not in @types/node's Server.
   Object.assign(server, { connectionsCheckingInterval: limits.checkIntervalMs });
   server.on('clientError', (error: ClientError, socket: Duplex) =>
     refuseMalformed(error, socket, limits.lingerMs),
   );
   return server;
+}
+
+/**
+ * Gives the connection of an authenticated request the long keep-alive once its answer is sent
+ * (Node sets the server's short one as the answer finishes; this listener runs after Node's).
+ */
+export function keepConnection(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket as Socket & { server?: Server };
+  const keepAliveMs = socket.server && longKeepAlive.get(socket.server);
+  if (!keepAliveMs) return;
+  res.once('finish', () => {
+    if (!socket.destroyed) socket.setTimeout(keepAliveMs);
+  });
+}
+
+/** Closes a new connection whose address already holds `max` open ones. */
+function capPerAddress(server: Server, max: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const key = limiterKey(socket.remoteAddress ?? '');
+    const count = open.get(key) ?? 0;
+    if (count >= max) {
+      socket.destroy();
+      return;
+    }
+    open.set(key, count + 1);
+    socket.once('close', () => {
+      const left = (open.get(key) ?? 1) - 1;
+      if (left > 0) open.set(key, left);
+      else open.delete(key);
+    });
+  });
 }
 
 /** An error of Node's HTTP parser: its code, and the bytes it was parsing. */
