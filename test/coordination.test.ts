@@ -271,7 +271,7 @@ describe('run coordination on a real PostgreSQL', function () {
       expect(body).to.deep.equal({
         status: 'error',
         code: 'DATABASE_UNAVAILABLE',
-        message: 'the database is not reachable',
+        message: 'the database is not available',
       });
       expect(down.headers.get('retry-after')).to.match(/^\d+$/);
       proxy.restore();

@@ -99,6 +99,17 @@ const UNAVAILABLE_CODES = new Set([
   '08P01',
   '25P03', // idle_in_transaction_session_timeout
   '57P05', // idle_session_timeout
+  // The database is there but will not take taskgate's work now: not the request's fault, and
+  // over once an operator or a failover puts it right.
+  '25006', // read_only_sql_transaction (default_transaction_read_only, a standby)
+  '53000', // insufficient_resources
+  '53100', // disk_full
+  '53200', // out_of_memory
+  '53400', // configuration_limit_exceeded
+  '28000', // invalid_authorization_specification (the role may not log in: NOLOGIN)
+  '28P01', // invalid_password (credentials rotated on one side only)
+  '3D000', // invalid_catalog_name (the database is gone, or being restored)
+  '57P04', // database_dropped
 ]);
 
 const UNAVAILABLE_MESSAGES =

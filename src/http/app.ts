@@ -118,7 +118,7 @@ export function createApp(deps: AppDeps): Koa {
     ctx.log.warn({ reason: problem }, 'readiness check: database unavailable');
     ctx.status = 503;
     ctx.set('Retry-After', String(RETRY_AFTER_SECONDS));
-    ctx.body = { status: 'error', code: 'DATABASE_UNAVAILABLE', message: 'the database is not reachable' };
+    ctx.body = { status: 'error', code: 'DATABASE_UNAVAILABLE', message: 'the database is not available' };
   });
 
   const limits = {
