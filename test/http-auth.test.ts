@@ -261,11 +261,16 @@ describe('HTTP: authentication', () => {
         `insert into taskgate.seen_signature (signature, expires_at) values ('stale', now() - interval '61 minutes')`,
       );
       const fresh = await appWith({});
-      // A request of its own: the same one signed in the same second by another test is a replay.
-      const header = signRequest(SECRET, { method: 'POST', path: '/cron/noop', body: '' }, now() - 2);
-      expect(
-        (await request(fresh.callback).post('/cron/noop').set('X-Cron-Signature', header)).status,
-      ).to.equal(200);
+      // A request of its own (no other test signs this body): the same one signed in the same
+      // second by another test would be a replay.
+      const body = '{"dryRun":true}';
+      const header = signRequest(SECRET, { method: 'POST', path: '/cron/noop', body }, now() - 2);
+      const res = await request(fresh.callback)
+        .post('/cron/noop')
+        .set('X-Cron-Signature', header)
+        .set('Content-Type', 'application/json')
+        .send(body);
+      expect(res.status).to.equal(200);
       const rows = await connection.execute(
         `select signature from taskgate.seen_signature where signature = 'stale'`,
       );
