@@ -157,6 +157,30 @@ describe('taskgate serve on a port in use', () => {
   }
 });
 
+describe('the tests while the quick start runs', () => {
+  it('spawn serve on no fixed port: with port 3000 held (as the quick start holds it), serve gets on to its database', async () => {
+    // Held here, or already held by a server of the developer's: either way 3000 is taken.
+    const holder = createServer();
+    await new Promise<void>((resolve) => {
+      holder.once('error', () => resolve());
+      holder.listen(3000, '127.0.0.1', resolve);
+    });
+    try {
+      const result = await runCli(['serve'], {
+        HOST: '127.0.0.1',
+        CRON_SECRET_KEY: TEST_SECRET,
+        DATABASE_URL: `postgres://nobody@127.0.0.1:${await freePort()}/none`,
+        DATABASE_STARTUP_TIMEOUT_MS: '0',
+      });
+      expect(result.code).to.equal(1);
+      expect(result.stderr).not.to.include('already in use');
+      expect(result.stderr).to.match(/^taskgate: the database could not be reached/);
+    } finally {
+      if (holder.listening) await new Promise<void>((resolve) => holder.close(() => resolve()));
+    }
+  });
+});
+
 describe('taskgate --version', () => {
   it('prints the version of package.json and exits 0', async () => {
     const { version } = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8'));

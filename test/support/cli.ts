@@ -32,10 +32,12 @@ export const PROJECT_CONFIG = path.join(ROOT, 'taskgate.config.json');
 /**
  * The environment of a spawned taskgate: only what the test gives, plus the repository's config
  * (every built-in task) unless the test names a tasks folder of its own (then only its tasks).
+ * `serve` takes a port the system picks unless the test says which: never 3000, which the quick
+ * start's server may hold while the tests run.
  */
 export function childEnv(env: Record<string, string | undefined>): Record<string, string | undefined> {
   const project = env.TASKS_DIR || env.TASKGATE_CONFIG ? {} : { TASKGATE_CONFIG: PROJECT_CONFIG };
-  return { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', ...project, ...env };
+  return { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', PORT: '0', ...project, ...env };
 }
 
 export interface CliResult {
