@@ -464,6 +464,31 @@ describe('status page: HTTP', () => {
     });
   });
 
+  describe('what the page tells of each task', () => {
+    it('shows every count a run returned (all of the flush’s), labels a task whose last run failed as failed, and counts the failing tasks', async () => {
+      await trigger('counts_daily').expect(200);
+      expect((await trigger('broken')).status).to.equal(500);
+      const page = (await request(app.callback).get('/status').set('Authorization', `Bearer ${STATUS_TOKEN}`))
+        .text;
+      const counts = /<section class="task" id="task-counts_daily"[\s\S]*?<\/section>/.exec(page)![0];
+      for (const shown of [
+        'deletedOutstanding 104,000',
+        'deletedBlacklisted 2,000',
+        'batches 21',
+        'retries 0',
+        'largestBatchSize 10,000',
+        'complete',
+      ]) {
+        expect(counts).to.include(shown);
+      }
+      expect(page).to.match(/<section class="task" id="task-broken" data-state="failed">/);
+      const failing = [...page.matchAll(/<section class="task" id="task-[^"]+" data-state="failed">/g)]
+        .length;
+      expect(failing).to.be.at.least(1);
+      expect(page).to.include(`<li><span class="badge s-failed">✗ failed</span> <b>${failing}</b></li>`);
+    });
+  });
+
   describe('what the page never shows', () => {
     it('redacts secret-looking params and log fields on a run’s page', async () => {
       const res = await trigger('report_hourly', {

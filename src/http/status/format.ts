@@ -78,18 +78,20 @@ export function formatDuration(ms: number | null): string {
 }
 
 /**
- * What a run did, from the counts in its result: `deleted 12 · batches 1`. Only numbers and
- * booleans at the top level are told; text may be anything, and the run's page shows the rest.
+ * What a run did, from the counts in its result: `batches 1 · deleted 12`. Every number and every
+ * true flag at the top level is told, in the order of their names (PostgreSQL keeps a result's
+ * keys in its own order, shortest first, which is no order a reader would know); text may be
+ * anything, and the run's page shows the rest.
  */
 export function resultSummary(result: unknown): string {
   if (typeof result !== 'object' || result === null || Array.isArray(result)) return '';
   const parts: string[] = [];
-  for (const [key, value] of Object.entries(result)) {
+  for (const [key, value] of Object.entries(result).sort(([a], [b]) => a.localeCompare(b, 'en'))) {
     if (typeof value === 'number' && Number.isFinite(value))
       parts.push(`${key} ${value.toLocaleString('en')}`);
     else if (typeof value === 'boolean' && value) parts.push(key);
   }
-  return parts.slice(0, 6).join(' · ');
+  return parts.join(' · ');
 }
 
 /** Words a driver or PostgreSQL uses in errors that would tell the database's insides. */

@@ -125,11 +125,21 @@ function pauseHistory(events: PauseEvent[]): Html | string {
   return html`<details class="pauses"><summary>Pause history (last ${events.length})</summary><ul>${items}</ul></details>`;
 }
 
+/** How a run ended that counts as the task failing: what an operator has to look at. */
+const FAILED_RUNS = new Set(['failed', 'interrupted', 'abandoned']);
+
+/**
+ * What the task's badge says, most pressing first: running, paused, its last run failed, overdue,
+ * its last run cancelled, ok, never run.
+ */
 function taskState(view: TaskView): string {
   if (view.runs[0]?.status === 'running') return 'running';
   if (view.info.paused) return 'paused';
+  const last = view.info.lastRun;
+  if (last && FAILED_RUNS.has(last.status)) return 'failed';
   if (view.info.overdue) return 'overdue';
-  return view.info.lastRun ? 'ok' : 'idle';
+  if (last?.status === 'cancelled') return 'cancelled';
+  return last ? 'ok' : 'idle';
 }
 
 function taskSection(view: TaskView, viewer: Viewer, now: Date, redact: Redactor): Html {
@@ -137,7 +147,7 @@ function taskSection(view: TaskView, viewer: Viewer, now: Date, redact: Redactor
   const state = taskState(view);
   const badges = [statusBadge(state)];
   if (state === 'running' && info.paused) badges.push(statusBadge('paused'));
-  if (state === 'running' && info.overdue) badges.push(statusBadge('overdue'));
+  if ((state === 'running' || state === 'failed') && info.overdue) badges.push(statusBadge('overdue'));
   const pause = info.pause;
   return html`<section class="task" id="task-${info.name}" data-state="${state}">
 <div class="task-head"><h2>${info.name}</h2>${badges}</div>
@@ -167,7 +177,8 @@ export function statusPage(
   const refresh = states.includes('running');
   const summary = html`<ul class="summary">
 <li><b>${tasks.length}</b>tasks</li>
-<li>${statusBadge('overdue')} <b>${count('overdue')}</b></li>
+<li>${statusBadge('failed')} <b>${count('failed')}</b></li>
+<li>${statusBadge('overdue')} <b>${tasks.filter((t) => t.info.overdue).length}</b></li>
 <li>${statusBadge('paused')} <b>${tasks.filter((t) => t.info.paused).length}</b></li>
 <li>${statusBadge('running')} <b>${count('running')}</b></li></ul>`;
   const body = html`${header(viewer, now, `${tasks.length} tasks`)}
