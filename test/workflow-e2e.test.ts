@@ -238,10 +238,33 @@ describe('the scheduler workflow against a running taskgate', () => {
       secrets: { CRON_SECRET_KEY: 'not-the-secret-0000000000000000000' },
     });
     expect(wrong.jobs.hourly!.ok).to.equal(false);
-    expect(wrong.jobs.hourly!.log).to.include('::error::POST /cron/hourly answered 401 UNAUTHORIZED');
+    expect(wrong.jobs.hourly!.log).to.include(
+      '::error::POST /cron/hourly answered 401 UNAUTHORIZED: missing or invalid credentials (the secret CRON_SECRET_KEY is not one taskgate accepts, or the variable TASKGATE_URL leads to another taskgate)',
+    );
     const unset = await workflowRun(github, url, { vars: {} });
     expect(unset.jobs.hourly!.ok).to.equal(false);
     expect(unset.jobs.hourly!.log).to.include('::error::TASKGATE_URL is not set');
+    expect(await runsOf('hourly')).to.have.length(0);
+  });
+
+  it('fails the wake step at once, naming TASKGATE_URL and CRON_SECRET_KEY, when /readyz answers 401 or 404 (a URL with a path)', async () => {
+    const url = await host();
+    const github = githubContext({ name: 'schedule', schedule: '15 * * * *' });
+    for (const [path, code] of [
+      ['/cron', 401],
+      ['/nowhere', 404],
+    ] as const) {
+      const before = proxy!.seen.length;
+      const { jobs } = await workflowRun(github, `${url}${path}`);
+      expect(jobs.hourly!.ok, path).to.equal(false);
+      expect(jobs.hourly!.log).to.include(
+        `::error::GET ${url}${path}/readyz answered ${code}, which taskgate's /readyz never does: set the variable TASKGATE_URL to taskgate's base URL`,
+      );
+      expect(jobs.hourly!.log).to.include('the secret CRON_SECRET_KEY');
+      // Asked once: not retried for the wake time-out, not until the limiter says 429.
+      expect(proxy!.seen.slice(before).filter((r) => r.path === `${path}/readyz`)).to.have.length(1);
+      expect(jobs.hourly!.log).not.to.include('retrying');
+    }
     expect(await runsOf('hourly')).to.have.length(0);
   });
 

@@ -128,6 +128,11 @@ case "$code" in
   *)
     show
     summary "$TASK failed: HTTP $code $(field .code)"
-    fail "POST /cron/$TASK answered $code $(field .code): $(field .message)"
+    hint=''
+    case "$code $(field .code)" in
+      '401 '*) hint=' (the secret CRON_SECRET_KEY is not one taskgate accepts, or the variable TASKGATE_URL leads to another taskgate)' ;;
+      '404 NOT_FOUND' | '404 ') hint=" (the variable TASKGATE_URL must be taskgate's base URL, with no path)" ;;
+    esac
+    fail "POST /cron/$TASK answered $code $(field .code): $(field .message)$hint"
     exit 1 ;;
 esac

@@ -16,6 +16,13 @@ while true; do
     echo "taskgate is up (attempt $attempt, ${SECONDS}s)"
     exit 0
   fi
+  # taskgate's /readyz answers neither: the URL leads elsewhere (a path such as /cron, whose routes
+  # want the secret, or another host). Waiting would not change it, and retries under /cron would
+  # only get this runner's address blocked.
+  if [ "$code" = 401 ] || [ "$code" = 404 ]; then
+    echo "::error::GET $base/readyz answered $code, which taskgate's /readyz never does: set the variable TASKGATE_URL to taskgate's base URL (such as https://your-app.onrender.com, with no path like /cron), and the secret CRON_SECRET_KEY to the secret taskgate has"
+    exit 1
+  fi
   if [ "$SECONDS" -ge "$deadline" ]; then
     echo "::error::GET $base/readyz did not answer 200 within ${WAKE_TIMEOUT}s (last answer: $code)"
     exit 1
