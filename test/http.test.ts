@@ -317,6 +317,18 @@ describe('HTTP: POST /cron/:task and the run routes', () => {
     expect(await count('where task = ?', ['flushexpiredtokens_daily'])).to.equal(2);
   });
 
+  it("answers a dry run through the seed's route with taskgate's own answer, never that tokens were flushed", async () => {
+    const res = await post('/api/v1/auth/cron/flush-tokens/').send({ dryRun: true });
+    expect(res.status).to.equal(200);
+    expect(res.text).not.to.include('flushed successfully');
+    expect(res.body).to.include({
+      status: 'success',
+      task: 'flushexpiredtokens_daily',
+      dryRun: true,
+      message: 'flushexpiredtokens_daily succeeded (dry run)',
+    });
+  });
+
   it('answers 503 SHUTTING_DOWN once the runner is closing', async () => {
     const closing = await buildApp(db.sql);
     await closing.close();

@@ -140,12 +140,15 @@ export function addCronRoutes(router: Router, deps: CronDeps, { afterBody, beare
     });
   }
 
-  // Routes a task declares for callers of an older system; a trailing slash is optional.
+  // Routes a task declares for callers of an older system; a trailing slash is optional. The old
+  // system's success body says the work was done: a dry run, which did nothing, gets taskgate's
+  // own answer instead (`dryRun: true`, what it would have done).
   for (const { definition } of deps.registry.list()) {
     for (const alias of definition.aliases ?? []) {
       router.post(aliasVariants(alias.path), ...postGuard, async (ctx) => {
         await startTask(ctx, deps, definition.name);
-        if (ctx.status === 200 && alias.successBody !== undefined) {
+        const dryRun = (ctx.body as { dryRun?: unknown } | undefined)?.dryRun === true;
+        if (ctx.status === 200 && alias.successBody !== undefined && !dryRun) {
           ctx.type = 'application/json';
           ctx.body = alias.successBody;
         }
