@@ -23,6 +23,8 @@ export interface Database {
   url: string;
   /** The embedded development database: taskgate's own. */
   embedded: boolean;
+  /** The migrations this opening applied (none when the schema was up to date already). */
+  applied: string[];
   close(): Promise<void>;
 }
 
@@ -94,6 +96,7 @@ export async function openDatabase(
   });
   const orm = new LazyOrm(url);
   const { signal } = options;
+  const applied: string[] = [];
   try {
     const target = url;
     await untilReachable(database.startupTimeoutMs, logger, signal, async () => {
@@ -104,7 +107,7 @@ export async function openDatabase(
       // One query decides; the migrator, under its lock, decides again (src/db/orm.ts).
       if ((await pendingMigrations(db)).length === 0) return;
       const { migrate } = await import('./db/orm.js');
-      const applied = await migrate(await orm.ready());
+      applied.push(...(await migrate(await orm.ready())));
       if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations');
     });
     if (!embedded && !options.migrate && !options.inspect) {
@@ -131,6 +134,7 @@ export async function openDatabase(
     db,
     url,
     embedded: Boolean(embedded),
+    applied,
     async close() {
       await db.close();
       await orm.close();

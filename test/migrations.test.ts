@@ -5,6 +5,7 @@ import { pendingMigrations } from '../src/db/migrations/pending.js';
 import { migrate } from '../src/db/orm.js';
 import flushTask from '../tasks/flushexpiredtokens_daily.js';
 import { describeTable } from './support/catalog.js';
+import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 
 const DJANGO_DDL = new URL('./fixtures/django-token-tables.sql', import.meta.url);
@@ -166,6 +167,23 @@ describe('migrations', () => {
     expect(await migrate(db.orm)).to.deep.equal(['Migration0006PauseEvents']);
     const again = await db.sql.query('select count(*)::int as n from taskgate.task_pause_event');
     expect(again.rows[0]?.n).to.equal(3);
+  });
+
+  it('taskgate migrate says which it applied, and then that there was nothing to apply', async () => {
+    db = await createTestDatabase({ migrated: false });
+    const env = { NODE_ENV: 'production', DATABASE_URL: db.url };
+    const names = migrationsList.map((m) => m.name);
+    const first = await runCli(['migrate'], env);
+    expect(first.code, first.stderr).to.equal(0);
+    expect(first.stdout).to.equal(
+      `applied ${names.length} migrations: ${names.join(', ')}; the database is up to date (${names.length} in all)\n`,
+    );
+    const again = await runCli(['migrate'], env);
+    expect(again.stdout).to.equal(
+      `nothing to apply: the database is up to date (${names.length} migrations, the last ${names.at(-1)})\n`,
+    );
+    const json = JSON.parse((await runCli(['migrate', '--json'], env)).stdout);
+    expect(json).to.deep.equal({ status: 'success', applied: [], migrations: names });
   });
 
   it('are a no-op when run a second time', async () => {

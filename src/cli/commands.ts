@@ -187,8 +187,16 @@ export function registerTaskCommands(cli: Argv): Argv {
         try {
           const executed = await (await database.orm.ready()).getMigrator().getExecutedMigrations();
           const names = executed.map((m) => m.name);
-          if (argv.json) printJson({ status: 'success', migrations: names });
-          else printLine(`database is up to date (${names.length} migrations applied: ${names.join(', ')})`);
+          const { applied } = database;
+          if (argv.json) printJson({ status: 'success', applied, migrations: names });
+          else if (applied.length > 0) {
+            printLine(
+              `applied ${applied.length} migration${applied.length === 1 ? '' : 's'}: ${applied.join(', ')}; the database is up to date (${names.length} in all)`,
+            );
+          } else
+            printLine(
+              `nothing to apply: the database is up to date (${names.length} migrations, the last ${names.at(-1)})`,
+            );
         } finally {
           await database.close();
         }
