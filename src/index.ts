@@ -17,4 +17,4 @@ export type {
   TaskDefinition,
   TaskLogger,
 } from './task.js';
-export { defineTask } from './task.js';
+export { defineTask, TaskFailure } from './task.js';

@@ -117,6 +117,11 @@ export interface TaskDefinition<
    * line naming the variable); given to `run` and `check` as `settings`; listed by `taskgate list`.
    */
   settings?: Settings;
+  /**
+   * Does the work and returns what it did (recorded as the run's result). A task that fails after
+   * doing part of its work throws a TaskFailure carrying what it did: the run is recorded failed,
+   * with that result beside its error.
+   */
   run(ctx: TaskContext<z.output<Schema>, z.output<Settings>>): Promise<Result>;
   /** What the task needs of the database, for `taskgate doctor`; reads only. */
   check?(ctx: CheckContext<z.output<Settings>>): Promise<CheckResult[]>;
@@ -125,6 +130,33 @@ export interface TaskDefinition<
    * taskgate's own. Never called on a DATABASE_URL: there the application owns its tables.
    */
   prepareDevDatabase?(db: SqlClient): Promise<void>;
+}
+
+/** Marks a TaskFailure across copies of this module (a project's task and taskgate's runner may load two). */
+const FAILURE = Symbol.for('taskgate.TaskFailure');
+
+/**
+ * A task's failure that says what the task did before it failed (the tokens a flush deleted before
+ * a batch failed, say): thrown from `run`, the run is recorded failed with `message` as its error
+ * and `result` as its result, so the work done is never lost with the failure.
+ */
+export class TaskFailure extends Error {
+  override name = 'TaskFailure';
+  readonly [FAILURE] = true;
+
+  constructor(
+    message: string,
+    readonly result: Json,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** What a task that threw says it did: a TaskFailure's result, or nothing. */
+export function resultOfFailure(error: unknown): Json | undefined {
+  const failure = error as { [FAILURE]?: unknown; result?: Json } | null;
+  return failure?.[FAILURE] === true ? failure.result : undefined;
 }
 
 /** Gives a task full type inference of its params in `run`. */

@@ -406,6 +406,36 @@ describe('flushexpiredtokens_daily', () => {
     });
   });
 
+  it('records what it deleted when a later batch fails: the run is failed, with its counts', async () => {
+    const ids = await insertTokens(
+      Array.from({ length: 6 }, () => ({ expires: '-1 day' })),
+      'now',
+    );
+    // The third batch (tokens 5 and 6) fails inside PostgreSQL; the first two have committed.
+    await sql.query(`create function refuse_delete() returns trigger language plpgsql as
+      $$ begin raise exception 'disk on fire'; end $$`);
+    await sql.query(`create trigger refuse_delete before delete on ${O}
+      for each row when (old.id = ${ids[4]}) execute function refuse_delete()`);
+    try {
+      const run = await runner().run({
+        task: TASK,
+        params: { batchSize: 2, batchTargetMs: 0 },
+        trigger: 'cli',
+      });
+      expect(run.status).to.equal('failed');
+      expect(run.error).to.equal('disk on fire');
+      expect(run.result).to.include({
+        deletedOutstanding: 4,
+        deletedBlacklisted: 0,
+        batches: 2,
+        complete: false,
+      });
+      expect(await tokenIds()).to.have.length(2);
+    } finally {
+      await sql.query(`drop trigger refuse_delete on ${O}; drop function refuse_delete()`);
+    }
+  });
+
   it("takes the run's start on the database clock as the cutoff", async () => {
     await insertTokens([{ expires: '-1 second' }, { expires: '1 minute' }], 'now');
     const run = await runner().run({ task: TASK, trigger: 'http' });

@@ -1,7 +1,7 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Db, DbHandle } from '../db/sql.js';
 import type { Logger } from '../logger.js';
-import { DEFAULT_TIMEOUT_MS } from '../task.js';
+import { DEFAULT_TIMEOUT_MS, resultOfFailure } from '../task.js';
 import type { LeaseKeeper } from './leaseKeeper.js';
 import type { RegisteredTask } from './registry.js';
 import type { RunLogCapture } from './runLog.js';
@@ -116,9 +116,11 @@ export class TaskExecution {
         ? { status: stoppedStatus(abort.signal), result: json, error: reasonOf(abort.signal) }
         : { status: 'succeeded', result: json };
     } catch (error) {
+      // What the task did before it failed or was stopped, when it says (a TaskFailure).
+      const result = resultOfFailure(error);
       const outcome: RunOutcome = abort.signal.aborted
-        ? { status: stoppedStatus(abort.signal), error: reasonOf(abort.signal) }
-        : { status: 'failed', error: (error as Error)?.message ?? String(error) };
+        ? { status: stoppedStatus(abort.signal), error: reasonOf(abort.signal), result }
+        : { status: 'failed', error: (error as Error)?.message ?? String(error), result };
       if (!abort.signal.aborted) this.logger.error({ err: error }, 'task failed');
       return outcome;
     } finally {

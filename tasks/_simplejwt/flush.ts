@@ -11,6 +11,7 @@ import pg from 'pg';
  */
 
 import type { Sql, SqlClient } from '../../src/db/sql.js';
+import { TaskFailure } from '../../src/task.js';
 import { nextBatchSize } from '../_shared/pacing.js';
 
 export { MAX_BATCH_SIZE, MIN_BATCH_SIZE, nextBatchSize } from '../_shared/pacing.js';
@@ -243,41 +244,7 @@ export async function flushExpiredTokens(db: Sql, options: FlushOptions): Promis
   let longestBatchMs = 0;
   let largestBatchSize = 0;
   let size = batchSize;
-  while (lower !== null && !signal?.aborted) {
-    const from = String(lower);
-    let batch: Awaited<ReturnType<typeof runBatch>>;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        batch = await runBatch(db, statements, { from, batchSize: size, cutoff: at });
-        break;
-      } catch (error) {
-        if (!RETRYABLE.has((error as { code?: string }).code ?? '') || attempt >= MAX_ATTEMPTS) throw error;
-        retries += 1;
-        onRetry?.(error as Error, attempt);
-      }
-    }
-    if (batch.upper === null) {
-      lower = null;
-      break;
-    }
-    batches += 1;
-    deletedOutstanding += batch.tokens;
-    deletedBlacklisted += batch.blacklisted;
-    longestBatchMs = Math.max(longestBatchMs, batch.ms);
-    largestBatchSize = Math.max(largestBatchSize, size);
-    // The next batch starts after this one; none does after the largest possible id.
-    lower = BigInt(batch.upper) < MAX_ID ? BigInt(batch.upper) + 1n : null;
-    onBatch?.({
-      batch: batches,
-      size,
-      upper: batch.upper,
-      deletedOutstanding: batch.tokens,
-      deletedBlacklisted: batch.blacklisted,
-      ms: batch.ms,
-    });
-    size = nextBatchSize(size, batch.ms, batchTargetMs);
-  }
-  return {
+  const counts = () => ({
     cutoff: at,
     deletedOutstanding,
     deletedBlacklisted,
@@ -287,7 +254,47 @@ export async function flushExpiredTokens(db: Sql, options: FlushOptions): Promis
     largestBatchSize,
     retries,
     complete: lower === null,
-  };
+  });
+  try {
+    while (lower !== null && !signal?.aborted) {
+      const from = String(lower);
+      let batch: Awaited<ReturnType<typeof runBatch>>;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          batch = await runBatch(db, statements, { from, batchSize: size, cutoff: at });
+          break;
+        } catch (error) {
+          if (!RETRYABLE.has((error as { code?: string }).code ?? '') || attempt >= MAX_ATTEMPTS) throw error;
+          retries += 1;
+          onRetry?.(error as Error, attempt);
+        }
+      }
+      if (batch.upper === null) {
+        lower = null;
+        break;
+      }
+      batches += 1;
+      deletedOutstanding += batch.tokens;
+      deletedBlacklisted += batch.blacklisted;
+      longestBatchMs = Math.max(longestBatchMs, batch.ms);
+      largestBatchSize = Math.max(largestBatchSize, size);
+      // The next batch starts after this one; none does after the largest possible id.
+      lower = BigInt(batch.upper) < MAX_ID ? BigInt(batch.upper) + 1n : null;
+      onBatch?.({
+        batch: batches,
+        size,
+        upper: batch.upper,
+        deletedOutstanding: batch.tokens,
+        deletedBlacklisted: batch.blacklisted,
+        ms: batch.ms,
+      });
+      size = nextBatchSize(size, batch.ms, batchTargetMs);
+    }
+  } catch (error) {
+    // The batches committed before the failure stay deleted: the run says how many.
+    throw new TaskFailure((error as Error)?.message ?? String(error), counts(), { cause: error });
+  }
+  return counts();
 }
 
 /**
