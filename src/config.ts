@@ -149,8 +149,10 @@ export const configSchema = z.object({
   DATABASE_STARTUP_TIMEOUT_MS: integer(60_000, 0, 3_600_000).describe(
     'how long start-up retries an unreachable database (backoff from 0.5 s to 8 s, each try logged) before exiting 1',
   ),
-  RUN_LEASE_MS: integer(30_000, 1_000, 3_600_000).describe(
-    "a run's lease, renewed every 2 s (every third of it when that is shorter): a dead process's task is free this long after its last renewal; a task's statement or transaction lasts at most what is left of it ([fencing](guarantees.md#fencing-what-a-run-that-lost-its-lease-can-still-do))",
+  // A minute: well above what PgBouncer makes of a database restart (the restart plus its
+  // server_login_retry, 15 s by default), so that a run keeps its lease through one.
+  RUN_LEASE_MS: integer(60_000, 1_000, 3_600_000).describe(
+    "a run's lease, renewed every 2 s (every third of it when that is shorter): a dead process's task is free this long after its last renewal; a task's statement or transaction lasts at most what is left of it ([fencing](guarantees.md#fencing-what-a-run-that-lost-its-lease-can-still-do)). A run keeps its lease through a database outage shorter than this less 2 s; behind PgBouncer an outage lasts the restart plus up to its `server_login_retry` (15 s by default): see [through a pooler](guarantees.md#through-a-pooler)",
   ),
   TASKGATE_CONFIG: optionalText.meta({
     default: '`taskgate.config.json` in the working folder',
