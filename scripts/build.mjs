@@ -18,7 +18,6 @@
 import { chmod, cp, readdir, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild-wasm';
-import { register } from 'tsx/esm/api';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -75,10 +74,25 @@ await cp(`${ROOT}src/scheduling/scripts`, `${outdir}/src/scheduling/scripts`, {
   filter: (file) => !/\.(ts|js)$/.test(file),
 });
 await chmod(`${outdir}/src/cli/main.js`, 0o755);
-// Made from the schema that checks a config, so the two cannot differ.
-register();
-const { projectSchema } = await import('../src/projectFile.ts');
-const { z } = await import('zod');
+// Made from the schema that checks a config, so the two cannot differ: that module and its zod,
+// bundled apart by esbuild-wasm and imported once (tsx would need esbuild's native binary, which
+// the build installs without: --omit=optional --ignore-scripts).
+const schemaModule = `${outdir}/.config-schema.mjs`;
+await build({
+  absWorkingDir: ROOT,
+  stdin: {
+    contents: "export { projectSchema } from './src/projectFile.ts'; export { z } from 'zod';",
+    resolveDir: ROOT,
+    loader: 'ts',
+  },
+  outfile: schemaModule,
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  logLevel: 'warning',
+});
+const { projectSchema, z } = await import(schemaModule);
+await rm(schemaModule);
 await writeFile(
   `${outdir}/taskgate.config.schema.json`,
   `${JSON.stringify(z.toJSONSchema(projectSchema, { io: 'input' }), null, 2)}\n`,
