@@ -61,7 +61,6 @@ await build({
   platform: 'node',
   target: 'node20.19',
   external: EXTERNAL,
-  sourcemap: 'linked',
   logLevel: 'warning',
   // The CommonJS packages bundled in (Koa, pg, ...) require Node's own modules.
   banner: {

@@ -90,25 +90,28 @@ describe('render.yaml, the Dockerfile, docker-compose.yml and the docs agree wit
     expect(blueprint.buildCommand).to.equal('npm ci --include=dev --omit=optional && npm run build');
     expect((await read('.node-version')).trim()).to.equal('24');
     const froms = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
-    expect(froms).to.deep.equal(['node:24-bookworm-slim', 'node:24-bookworm-slim']);
-    expect(dockerfile).to.include('npm ci --no-audit --no-fund --omit=optional');
-    expect(dockerfile).to.include('npm ci --no-audit --no-fund --omit=dev --omit=optional');
+    expect(froms.length).to.be.at.least(2);
+    expect(new Set(froms)).to.deep.equal(new Set(['node:24-bookworm-slim']));
+    expect(dockerfile).to.include('npm ci --no-audit --no-fund --omit=optional --ignore-scripts');
+    expect(dockerfile).to.include('npm ci --no-audit --no-fund --omit=dev --omit=optional --ignore-scripts');
   });
 
   it('check the health path the service answers', async () => {
     const app = createApp({ db: db.sql, logger: createLogger({ level: 'silent', pretty: false }) });
     expect(blueprint.healthCheckPath).to.equal('/healthz');
     expect((await request(app.callback()).get(blueprint.healthCheckPath)).status).to.equal(200);
-    expect(dockerfile).to.match(/^HEALTHCHECK .*\\\n\s+CMD \["node", "-e", ".*\/healthz/m);
-    expect(compose.services.taskgate!.healthcheck!.test.join(' ')).to.include(
-      'http://127.0.0.1:3000/healthz',
-    );
+    const probe = dockerfile.match(/^HEALTHCHECK .*\\\n\s+CMD (\["node", "-e", ".*\/healthz.*\])$/m);
+    expect(probe, 'the HEALTHCHECK asks /healthz with node').to.not.equal(null);
+    // compose asks more often, with the image's own command ($$ is compose's escape for $).
+    const composed = compose.services.taskgate!.healthcheck!.test.map((part) => part.replaceAll('$$', '$'));
+    expect(composed).to.deep.equal(['CMD', ...JSON.parse(probe![1]!)]);
   });
 
   it('use the port taskgate listens on by default', () => {
     expect(defaults.port).to.equal(3000);
     expect(dockerfile).to.match(new RegExp(`^EXPOSE ${defaults.port}$`, 'm'));
-    expect(compose.services.taskgate!.ports).to.deep.equal([`${defaults.port}:${defaults.port}`]);
+    // compose publishes it on the host's loopback only.
+    expect(compose.services.taskgate!.ports).to.deep.equal([`127.0.0.1:${defaults.port}:${defaults.port}`]);
     expect(compose.services.taskgate!.environment!.PORT).to.equal(String(defaults.port));
   });
 
