@@ -4,9 +4,10 @@ import { expect } from 'chai';
 import request from 'supertest';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, HEARTBEAT_PREFIX, loadConfig } from '../src/config.js';
-import { loadRegistry } from '../src/core/registry.js';
+import { loadConfiguredTasks, loadRegistry } from '../src/core/registry.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/logger.js';
+import { loadProject } from '../src/projectFile.js';
 import { ROOT } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 
@@ -167,5 +168,34 @@ describe('package.json', () => {
       .map(([where]) => where.replace(/^.*node_modules\//, ''));
     expect(Object.keys(pkg.allowScripts).sort()).to.deep.equal([...new Set(scripted)].sort());
     expect(Object.values(pkg.allowScripts).every((allowed) => allowed === true)).to.equal(true);
+  });
+});
+
+describe("compose's demo database (docker/demo-tables.sql)", () => {
+  let db: TestDatabase;
+  before(async () => {
+    // Made as the postgres image makes it: an empty database, then the file.
+    db = await createTestDatabase({ migrated: false });
+    await db.sql.query(await read('docker/demo-tables.sql'));
+  });
+  after(async () => db?.drop());
+
+  it('has what every task of the image checks for, with expired rows for the first runs to delete', async () => {
+    const registry = await loadConfiguredTasks({
+      project: loadProject({ cwd: ROOT }),
+      environment: {},
+      env: 'production',
+    });
+    expect(registry.names()).to.have.length.above(0);
+    const findings = [];
+    for (const task of registry.list()) {
+      findings.push(...((await task.definition.check?.({ db: db.sql, settings: task.settings })) ?? []));
+    }
+    expect(findings.filter((f) => f.verdict === 'fail')).to.deep.equal([]);
+    expect(findings.map((f) => f.message).join('\n')).to.match(/[1-9][\d,]* expired/);
+    const { rows } = await db.sql.query<{ n: number }>(
+      'select count(*)::int as n from django_session where expire_date < now()',
+    );
+    expect(rows[0]!.n).to.be.above(0);
   });
 });
