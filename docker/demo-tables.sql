@@ -1,9 +1,10 @@
--- The compose database's demo: the tables of the Django apps taskgate's built-in tasks work on,
--- as Django's migrations make them on PostgreSQL, with a few rows each, some of them expired. The
--- postgres image runs this once, when it makes the database (docker-compose.yml), so that the
--- first `up` has real work to show: `taskgate doctor` finds the tables, and a run of
--- flushexpiredtokens_daily or clearsessions_daily deletes the expired rows. An application's own
--- database has these tables already; taskgate never creates them there.
+-- The compose database's demo: the tables of Django's sessions and of simplejwt's token blacklist,
+-- which the tasks compose chooses (docker/taskgate.config.json) work on, as Django's migrations
+-- make them on PostgreSQL, with rows of which some have expired. The postgres image runs this
+-- once, when it makes the database (docker-compose.yml), so that the first `up` has real work to
+-- show: `taskgate doctor` finds the tables, and a run of flushexpiredtokens_daily or
+-- clearsessions_daily deletes the expired rows. An application's own database has these tables
+-- already; taskgate never creates them there.
 
 -- django.contrib.auth (the user the tokens belong to)
 CREATE TABLE "auth_user" (

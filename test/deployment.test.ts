@@ -19,6 +19,7 @@ const NOT_TASKGATE = new Set([
   'TEST_DATABASE_URL',
   'BENCH_DATABASE_URL',
   'BENCH_CLI',
+  'BENCH_BEFORE',
   'UPDATE_SCREENSHOT',
   'NODE_DISABLE_COMPILE_CACHE',
 ]);
@@ -171,7 +172,7 @@ describe('package.json', () => {
   });
 });
 
-describe("compose's demo database (docker/demo-tables.sql)", () => {
+describe("compose's demo: docker/demo-tables.sql and docker/taskgate.config.json", () => {
   let db: TestDatabase;
   before(async () => {
     // Made as the postgres image makes it: an empty database, then the file.
@@ -180,13 +181,20 @@ describe("compose's demo database (docker/demo-tables.sql)", () => {
   });
   after(async () => db?.drop());
 
-  it('has what every task of the image checks for, with expired rows for the first runs to delete', async () => {
-    const registry = await loadConfiguredTasks({
-      project: loadProject({ cwd: ROOT }),
-      environment: {},
-      env: 'production',
-    });
-    expect(registry.names()).to.have.length.above(0);
+  it("compose mounts its config over the image's, and runs the SQL when it makes the database", async () => {
+    const compose = parse(await read('docker-compose.yml'));
+    expect(compose.services.taskgate.volumes).to.include(
+      './docker/taskgate.config.json:/app/taskgate.config.json:ro',
+    );
+    expect(compose.services.db.volumes).to.include(
+      './docker/demo-tables.sql:/docker-entrypoint-initdb.d/demo-tables.sql:ro',
+    );
+  });
+
+  it('has what every task it chooses checks for, with expired rows for the first runs to delete', async () => {
+    const project = loadProject({ cwd: path.join(ROOT, 'docker') });
+    const registry = await loadConfiguredTasks({ project, environment: {}, env: 'production' });
+    expect(registry.names()).to.include.members(['clearsessions_daily', 'flushexpiredtokens_daily']);
     const findings = [];
     for (const task of registry.list()) {
       findings.push(...((await task.definition.check?.({ db: db.sql, settings: task.settings })) ?? []));

@@ -154,11 +154,11 @@ describe('the Docker image', function () {
 
     const list = await exec(['list', '--json']);
     expect(list.code, list.stderr).to.equal(0);
-    expect((JSON.parse(list.stdout) as { name: string }[]).map((t) => t.name)).to.deep.equal([
-      'clearsessions_daily',
-      'flushexpiredtokens_daily',
-      'prunetaskruns_weekly',
-    ]);
+    // The built-in tasks the repository's taskgate.config.json chooses: every one.
+    const chosen = JSON.parse(await readFile(path.join(ROOT, 'taskgate.config.json'), 'utf8')).tasks;
+    expect((JSON.parse(list.stdout) as { name: string }[]).map((t) => t.name)).to.deep.equal(
+      Object.keys(chosen).sort(),
+    );
 
     const run = await exec(['run', 'clearsessions_daily', '--json']);
     expect(run.code, run.stderr).to.equal(0);
@@ -343,6 +343,10 @@ describe('docker-compose.yml', function () {
     const doctor = await compose([...args, 'exec', '-T', 'taskgate', 'taskgate', 'doctor']);
     expect(doctor.code, doctor.stdout + doctor.stderr).to.equal(0);
     expect(doctor.stdout).to.include('clearsessions_daily').and.include('flushexpiredtokens_daily: tokens');
+    const list = await compose([...args, 'exec', '-T', 'taskgate', 'taskgate', 'list', '--json']);
+    expect((JSON.parse(list.stdout) as { name: string }[]).map((t) => t.name)).to.deep.equal(
+      Object.keys(JSON.parse(await readFile(path.join(ROOT, 'docker/taskgate.config.json'), 'utf8')).tasks),
+    );
     const logs = await compose([...args, 'logs', '--no-color', 'taskgate']);
     expect(logs.code, logs.stderr).to.equal(0);
     expect(logs.stdout).to.include('taskgate is listening').and.not.include(TEST_SECRET);
