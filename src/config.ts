@@ -175,6 +175,9 @@ export const configSchema = z.object({
   ALLOW_GET_TRIGGERS: flag(false).describe(
     '`true` lets `GET /cron/<task>` with `Authorization: Bearer <secret>` run the task, for [Vercel Cron](schedulers.md#vercel-cron); off, GET is 405',
   ),
+  INTERNAL_CLOCK: flag(true).describe(
+    "`serve` fires each task's scheduled slots itself, besides any outside scheduler (a slot runs once whoever fires it); `false` leaves scheduling to the outside schedulers",
+  ),
   QSTASH_CURRENT_SIGNING_KEY: optionalText.describe(
     "[Upstash QStash](schedulers.md#upstash-qstash)'s current signing key: both keys or neither, the same as no other credential, worth 2^64 guesses, not the SDK's development keys; unset, requests QStash signed are refused",
   ),
@@ -443,6 +446,8 @@ function settings(
       heartbeatUrls: heartbeatUrls(env),
       /** The base URL of a remote taskgate (TASKGATE_URL). */
       remoteUrl: vars.TASKGATE_URL,
+      /** Whether `serve` fires each task's slots itself (INTERNAL_CLOCK; src/core/clock.ts). */
+      internalClock: vars.INTERNAL_CLOCK,
     },
   };
 }

@@ -18,6 +18,20 @@ const taskOverrides = z
       .nullable()
       .optional()
       .describe("a 5-field cron expression replacing the task's own, or null to run it on demand only"),
+    timeZone: z
+      .string()
+      .optional()
+      .describe('the IANA time zone the schedule is read in (Europe/Berlin); default UTC'),
+    catchUp: z
+      .enum(['latest', 'none'])
+      .optional()
+      .describe('whether a slot missed while taskgate was down or asleep runs once when it starts or wakes'),
+    catchUpWindowMs: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("how far back catch-up looks for a missed slot, in ms (default: the task's grace)"),
     params: z
       .record(z.string(), z.unknown())
       .optional()

@@ -95,8 +95,20 @@ export interface TaskDefinition<
   name: string;
   /** One sentence. */
   description: string;
-  /** 5-field UTC cron expression, or null for a task that only runs on demand. */
+  /** 5-field cron expression (in UTC unless `timeZone` names a zone), or null for a task that only runs on demand. */
   schedule: string | null;
+  /**
+   * The IANA time zone the schedule is read in (`Europe/Berlin`); default UTC. A moment a DST
+   * change skips runs once at the transition; a moment it repeats runs once.
+   */
+  timeZone?: string;
+  /**
+   * When taskgate starts or wakes and the task's latest slot (within `catchUpWindowMs`) has no
+   * successful run: `latest` (the default) runs that slot once, `none` leaves it missed.
+   */
+  catchUp?: 'latest' | 'none';
+  /** How far back catch-up looks for a missed slot (default: `graceMs`, or the schedule's own grace). */
+  catchUpWindowMs?: number;
   /** A strict object schema with defaults; `{}` must parse. */
   params: Schema;
   /** Aborts the run after this long (default: 15 minutes). */

@@ -49,7 +49,7 @@ describe('HTTP: GET /cron/:task, for schedulers that only send GET (Vercel Cron)
     expect(run).to.include({ id: res.body.runId, trigger: 'http-get', idempotencyKey: null });
   });
 
-  it('gives a scheduled task the key of its latest slot, so a second delivery of one slot replays the first run', async () => {
+  it('runs a scheduled task as its slot, so a second delivery of one slot replays the first run and is counted', async () => {
     const first = await request(app.callback).get('/cron/echo').set('Authorization', bearer);
     const second = await request(app.callback).get('/cron/echo').set('Authorization', bearer);
     expect(first.status).to.equal(200);
@@ -59,17 +59,19 @@ describe('HTTP: GET /cron/:task, for schedulers that only send GET (Vercel Cron)
     const slot = app.registry.get('echo')!.schedule!.previous(new Date())!;
     const runs = await runsOf('echo');
     expect(runs).to.have.length(1);
-    expect(runs[0]!.idempotencyKey).to.equal(`schedule:${slot.toISOString()}`);
+    expect(runs[0]).to.include({ idempotencyKey: `slot:${slot.toISOString()}`, slot: slot.toISOString() });
+    expect(runs[0]).to.include({ duplicateFires: 1, trigger: 'http-get' });
   });
 
-  it('uses an Idempotency-Key the caller sends instead of the slot', async () => {
+  it('keeps a slot one run whatever Idempotency-Key a caller sends, and names Vercel Cron by its user agent', async () => {
     const res = await request(app.callback)
       .get('/cron/echo')
       .set('Authorization', bearer)
+      .set('User-Agent', 'vercel-cron/1.0')
       .set('Idempotency-Key', 'manual-1');
     expect(res.status).to.equal(200);
-    expect(res.headers['idempotent-replayed']).to.equal(undefined);
-    expect((await runsOf('echo')).map((run) => run.idempotencyKey)).to.include('manual-1');
+    expect(res.headers['idempotent-replayed']).to.equal('true');
+    expect((await runsOf('echo')).map((run) => run.idempotencyKey)).to.not.include('manual-1');
   });
 
   it('answers 401 to X-Cron-Secret, a signature or a wrong bearer token, and counts each in the limiter', async () => {

@@ -29,6 +29,7 @@ describe('migrations', () => {
       'Migration0004Leases',
       'Migration0005OperatorControls',
       'Migration0006PauseEvents',
+      'Migration0007Slots',
     ]);
     const tables = await db.orm.em.getConnection().execute(
       `select table_schema || '.' || table_name as t from information_schema.tables
@@ -116,7 +117,7 @@ describe('migrations', () => {
        values ('a', 'backup', 'cli', '2030-01-01T00:00:00Z', null, '2030-01-01T01:00:00Z', 'http', 'done'),
               ('b', 'upgrade', 'http', '2030-01-02T00:00:00Z', '2030-01-03T00:00:00Z', null, null, null)`,
     );
-    expect(await migrate(db.orm)).to.deep.equal(['Migration0006PauseEvents']);
+    expect(await migrate(db.orm)).to.deep.equal(['Migration0006PauseEvents', 'Migration0007Slots']);
     const events = await db.sql.query(
       `select task, action, actor, reason, until, at from taskgate.task_pause_event order by task, at`,
     );
@@ -158,13 +159,14 @@ describe('migrations', () => {
       );
     expect(refused, 'an action other than paused or resumed').to.equal('23514');
 
+    expect((await migrator.down()).map((m) => m.name)).to.deep.equal(['Migration0007Slots']);
     expect((await migrator.down()).map((m) => m.name)).to.deep.equal(['Migration0006PauseEvents']);
     const left = await db.sql.query(`select to_regclass('taskgate.task_pause_event') as t`);
     expect(left.rows[0]?.t).to.equal(null);
-    expect(await pendingMigrations(db.sql)).to.deep.equal(['Migration0006PauseEvents']);
+    expect(await pendingMigrations(db.sql)).to.deep.equal(['Migration0006PauseEvents', 'Migration0007Slots']);
     const pauses = await db.sql.query('select count(*)::int as n from taskgate.task_pause');
     expect(pauses.rows[0]?.n, 'task_pause is left as it was').to.equal(2);
-    expect(await migrate(db.orm)).to.deep.equal(['Migration0006PauseEvents']);
+    expect(await migrate(db.orm)).to.deep.equal(['Migration0006PauseEvents', 'Migration0007Slots']);
     const again = await db.sql.query('select count(*)::int as n from taskgate.task_pause_event');
     expect(again.rows[0]?.n).to.equal(3);
   });
@@ -184,6 +186,28 @@ describe('migrations', () => {
     );
     const json = JSON.parse((await runCli(['migrate', '--json'], env)).stdout);
     expect(json).to.deep.equal({ status: 'success', applied: [], migrations: names });
+  });
+
+  it('give runs their slot and a count of duplicate fires, and take them away again', async () => {
+    db = await createTestDatabase({ migrated: false });
+    const migrator = db.orm.getMigrator();
+    await migrator.up({ to: 'Migration0006PauseEvents' });
+    await db.sql.query(
+      `insert into taskgate.task_run (task, trigger, status) values ('a', 'cli', 'succeeded')`,
+    );
+    expect(await migrate(db.orm)).to.deep.equal(['Migration0007Slots']);
+    const run = await db.sql.query('select slot, duplicate_fires from taskgate.task_run');
+    expect(run.rows).to.deep.equal([{ slot: null, duplicate_fires: 0 }], 'a run from before slots has none');
+    const index = await db.sql.query(
+      `select indexdef from pg_indexes where schemaname = 'taskgate' and indexname = 'task_run_slot_index'`,
+    );
+    expect(index.rows[0]?.indexdef).to.match(/\(task, slot DESC\) WHERE \(slot IS NOT NULL\)$/);
+    expect((await migrator.down()).map((m) => m.name)).to.deep.equal(['Migration0007Slots']);
+    const columns = await db.sql.query(
+      `select column_name from information_schema.columns where table_schema = 'taskgate' and table_name = 'task_run'
+          and column_name in ('slot', 'duplicate_fires')`,
+    );
+    expect(columns.rows).to.deep.equal([]);
   });
 
   it('are a no-op when run a second time', async () => {

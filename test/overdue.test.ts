@@ -136,6 +136,7 @@ describe('overdue tasks', () => {
         overdueCheckMs: 60_000,
         heartbeatUrls: { nightly_a: 'https://hc-ping.com/1111' },
         remoteUrl: undefined,
+        internalClock: true,
       });
       expect(loadConfig({}).scheduling).to.include({ alertWebhookUrl: undefined, overdueCheckMs: 300_000 });
     });

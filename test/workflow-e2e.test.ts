@@ -71,12 +71,19 @@ describe('the scheduler workflow against a running taskgate', () => {
   });
 
   async function runsOf(task: string) {
-    return db.orm.em
-      .getConnection()
-      .execute<{ status: string; dry_run: boolean; params: unknown; idempotency_key: string }[]>(
-        'select status, dry_run, params, idempotency_key from taskgate.task_run where task = ? order by started_at',
-        [task],
-      );
+    return db.orm.em.getConnection().execute<
+      {
+        status: string;
+        dry_run: boolean;
+        params: unknown;
+        idempotency_key: string;
+        trigger: string;
+        duplicate_fires: number;
+      }[]
+    >(
+      'select status, dry_run, params, idempotency_key, trigger, duplicate_fires from taskgate.task_run where task = ? order by started_at',
+      [task],
+    );
   }
 
   /** A proxy in front of taskgate; `decide` says, request by request, what the sleeping host does. */
@@ -122,7 +129,9 @@ describe('the scheduler workflow against a running taskgate', () => {
     expect(jobs.counted!.log).to.match(/"status": "success"/);
     expect(jobs.counted!.steps[1]!.summary).to.match(/counted succeeded in \d+ ms/);
     expect(await runsOf('counted')).to.have.length(1);
-    expect((await runsOf('counted'))[0]!.idempotency_key).to.equal(`${github.run_id}-1-counted`);
+    // A scheduled run is its slot's, whoever else fires it: the workflow says it is GitHub's.
+    expect((await runsOf('counted'))[0]!.idempotency_key).to.match(/^slot:\d{4}-\d\d-\d\dT00:00:00\.000Z$/);
+    expect((await runsOf('counted'))[0]!.trigger).to.equal('github');
 
     expect(jobs.broken!.ok).to.equal(false);
     expect(jobs.broken!.log).to.match(/"code": "TASK_FAILED"/);
@@ -194,17 +203,24 @@ describe('the scheduler workflow against a running taskgate', () => {
     expect(await runsOf('hourly')).to.have.length(1);
   });
 
-  it('does not run again when the same attempt is run twice, and does on a re-run attempt', async () => {
+  it('runs a slot once however often its schedule fires it (the same attempt twice, a re-run), and a dispatch anew', async () => {
     const url = await host();
     const first = githubContext({ name: 'schedule', schedule: '15 * * * *' }, { id: '777', attempt: '1' });
     expect((await workflowRun(first, url)).jobs.hourly!.ok).to.equal(true);
     expect((await workflowRun(first, url)).jobs.hourly!.ok).to.equal(true);
-    expect(await runsOf('hourly')).to.have.length(1);
     const rerun = githubContext({ name: 'schedule', schedule: '15 * * * *' }, { id: '777', attempt: '2' });
-    expect((await workflowRun(rerun, url)).jobs.hourly!.ok).to.equal(true);
+    const again = await workflowRun(rerun, url);
+    expect(again.jobs.hourly!.ok, "a duplicate fire is answered with the slot's run").to.equal(true);
+    const runs = await runsOf('hourly');
+    expect(runs).to.have.length(1);
+    expect(runs[0]!.idempotency_key).to.match(/^slot:/);
+    expect(runs[0]!.duplicate_fires).to.equal(2);
+    const inputs = { task: 'hourly', dry_run: false, params: '' };
+    const dispatch = githubContext({ name: 'workflow_dispatch', inputs }, { id: '778' });
+    expect((await workflowRun(dispatch, url, { inputs })).jobs.hourly!.ok).to.equal(true);
     expect((await runsOf('hourly')).map((r) => r.idempotency_key)).to.deep.equal([
-      '777-1-hourly',
-      '777-2-hourly',
+      runs[0]!.idempotency_key,
+      '778-1-hourly',
     ]);
   });
 

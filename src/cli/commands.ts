@@ -2,6 +2,7 @@ import type { Argv } from 'yargs';
 import { type TaskInfo, taskCatalog } from '../core/catalog.js';
 import { BUILTIN_TASKS_DIR, loadConfiguredTasks, loadRegistry } from '../core/registry.js';
 import { listRuns, RUN_STATUSES } from '../core/runs.js';
+import { MAX_SLOTS, recentSlotsOf } from '../core/slots.js';
 import { bootstrap, withServices } from './context.js';
 import { showRun } from './control.js';
 import { printJson, printLine, reportRun, table } from './output.js';
@@ -94,6 +95,11 @@ export function registerTaskCommands(cli: Argv): Argv {
           );
           return;
         }
+        // The next run in the schedule's zone, and in UTC when that is another.
+        const nextRun = (t: TaskInfo) =>
+          t.nextRunLocal && t.timeZone !== 'UTC'
+            ? `${t.nextRunLocal} (${t.nextRunAt})`
+            : (t.nextRunAt ?? '-');
         printLine(
           table([
             ['TASK', 'SCHEDULE', 'WHEN', 'NEXT RUN', 'DESCRIPTION'],
@@ -101,7 +107,7 @@ export function registerTaskCommands(cli: Argv): Argv {
               t.name,
               t.schedule ?? '-',
               t.scheduleText,
-              t.paused ? pausedUntil(t.pause?.until ?? null) : (t.nextRunAt ?? '-'),
+              t.paused ? pausedUntil(t.pause?.until ?? null) : nextRun(t),
               t.description,
             ]),
           ]),
@@ -114,12 +120,25 @@ export function registerTaskCommands(cli: Argv): Argv {
       (y) =>
         taskInputOptions(y)
           .positional('task', { type: 'string', demandOption: true, describe: 'task name (see `list`)' })
+          .option('scheduled', {
+            type: 'string',
+            describe:
+              "a scheduler's fire (a crontab line): the run is the slot's, run once whoever fires it; the value names the scheduler (default: cron)",
+          })
+          .coerce('scheduled', (value: string | undefined) => (value === '' ? 'cron' : value))
+          .check((argv) => !(argv.scheduled && argv.dryRun) || 'a scheduled fire is never a dry run')
           .option('json', jsonOption),
       async (argv) => {
         const params = parseParams(argv.params, argv.param);
         await withServices(
           async ({ runner }) => {
-            const run = await runner.run({ task: argv.task, params, dryRun: argv.dryRun, trigger: 'cli' });
+            const run = await runner.run({
+              task: argv.task,
+              params,
+              dryRun: argv.dryRun,
+              trigger: argv.scheduled ?? 'cli',
+              ...(argv.scheduled ? { scheduled: {} } : {}),
+            });
             reportRun(run, argv.json);
           },
           // A run is recorded in taskgate's schema: a first run on a database makes it, as serve does.
@@ -161,14 +180,50 @@ export function registerTaskCommands(cli: Argv): Argv {
           }
           printLine(
             table([
-              ['STARTED', 'TASK', 'STATUS', 'MS', 'TRIGGER', 'RUN'],
+              ['STARTED', 'TASK', 'STATUS', 'MS', 'TRIGGER', 'SLOT', 'RUN'],
               ...runs.map((r) => [
                 r.startedAt,
                 r.task,
                 r.dryRun ? `${r.status} (dry)` : r.status,
                 String(r.durationMs ?? '-'),
                 r.trigger,
+                r.slot ? `${r.slot}${r.duplicateFires > 0 ? ` (+${r.duplicateFires} dup)` : ''}` : '-',
                 r.id,
+              ]),
+            ]),
+          );
+        });
+      },
+    )
+    .command(
+      'slots [task]',
+      "what became of each scheduled task's latest slots: ran (fired by whom, duplicates refused), caught up, failed, missed",
+      (y) =>
+        y
+          .positional('task', { type: 'string', describe: 'only this task' })
+          .option('limit', { type: 'number', default: 10, describe: `slots per task (1 to ${MAX_SLOTS})` })
+          .check((argv) => {
+            const ok = Number.isInteger(argv.limit) && argv.limit >= 1 && argv.limit <= MAX_SLOTS;
+            return ok || `--limit must be a whole number from 1 to ${MAX_SLOTS}`;
+          })
+          .option('json', jsonOption),
+      async (argv) => {
+        await withServices(async ({ registry, db }) => {
+          const tasks = argv.task ? [registry.require(argv.task)] : registry.list();
+          const slots = [...(await recentSlotsOf(db, tasks, new Date(), argv.limit)).values()].flat();
+          if (argv.json) return printJson(slots);
+          if (slots.length === 0) return printLine('no scheduled task');
+          printLine(
+            table([
+              ['SLOT', 'TASK', 'FATE', 'FIRED BY', 'DUPLICATES', 'ATTEMPTS', 'RUN'],
+              ...slots.map((s) => [
+                s.slot,
+                s.task,
+                s.caughtUp && s.fate === 'ran' ? 'ran (caught up)' : s.fate,
+                s.firedBy ?? '-',
+                String(s.duplicates),
+                String(s.attempts),
+                s.runId ?? '-',
               ]),
             ]),
           );

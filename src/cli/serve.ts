@@ -1,6 +1,8 @@
 import type { Server } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { taskCatalog } from '../core/catalog.js';
+import { InternalClock } from '../core/clock.js';
+import { recentSlotsOf } from '../core/slots.js';
 import { createApp } from '../http/app.js';
 import { Refusals } from '../http/refusals.js';
 import { applyServerLimits, SERVER_LIMITS } from '../http/serverLimits.js';
@@ -81,7 +83,11 @@ export async function serve(): Promise<void> {
     // Made once the database and the tasks are open, before the runner that tells them of runs.
     listeners: ({ db, registry }) => {
       metrics = MetricsClass
-        ? new MetricsClass({ processMetrics: true, tasks: () => taskCatalog(registry, db, new Date()) })
+        ? new MetricsClass({
+            processMetrics: true,
+            tasks: () => taskCatalog(registry, db, new Date()),
+            slots: () => recentSlotsOf(db, registry.list(), new Date(), 10),
+          })
         : undefined;
       monitoring = createMonitoring(config.scheduling, logger, { db, registry });
       return [...(metrics ? [metrics.runListener] : []), ...monitoring.listeners];
@@ -104,7 +110,12 @@ export async function serve(): Promise<void> {
   const sweeper = setInterval(sweep, sweepIntervalMs(config.runLeaseMs));
   sweeper.unref();
   const refusals = new Refusals(logger, metrics);
-  const app = createApp({ ...services, metrics, refusals });
+  // Fires the tasks' slots itself (unless INTERNAL_CLOCK=false) and catches up missed ones.
+  const clock = new InternalClock(
+    { runner: services.runner, registry: services.registry, db: services.db, logger },
+    { fire: config.scheduling.internalClock },
+  );
+  const app = createApp({ ...services, metrics, refusals, onRequest: () => clock.noteActivity() });
   let server: Server;
   try {
     server = await new Promise((resolve, reject) => {
@@ -133,9 +144,11 @@ export async function serve(): Promise<void> {
     },
     'taskgate is listening',
   );
+  void clock.start();
 
   drain = async (signal: string) => {
     clearInterval(sweeper);
+    clock.stop();
     logger.info({ signal, activeRuns: services.runner.activeCount }, 'shutting down');
     const closed = new Promise((resolve) => server.close(resolve));
     // A keep-alive socket left idle between requests would hold `close` open: cut each one as

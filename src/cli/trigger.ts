@@ -36,6 +36,12 @@ export function registerTriggerCommand(cli: Argv): Argv {
           describe: 'with --async: follow the run to its end',
         })
         .option('idempotency-key', { type: 'string', describe: 'default: a new UUID, kept across retries' })
+        .option('scheduled', {
+          type: 'string',
+          describe:
+            "a scheduler's fire (as from a crontab): the run is the slot's, run once whoever fires it; the value names the scheduler (default: cron)",
+        })
+        .coerce('scheduled', (value: string | undefined) => (value === '' ? 'cron' : value))
         .option('wake-timeout', {
           type: 'number',
           default: DEFAULT_WAKE_TIMEOUT_MS / 1000,
@@ -78,6 +84,7 @@ export function registerTriggerCommand(cli: Argv): Argv {
         async: argv.async,
         wait: argv.wait,
         idempotencyKey: argv.idempotencyKey,
+        scheduler: argv.scheduled,
         wakeTimeoutMs: seconds(argv.wakeTimeout, 'wake-timeout'),
         retryDelayMs: seconds(argv.retryDelay, 'retry-delay'),
         pollMs: seconds(argv.poll, 'poll'),

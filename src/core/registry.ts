@@ -127,21 +127,45 @@ export function validateTask(
   if (task.graceMs !== undefined && !(Number.isInteger(task.graceMs) && task.graceMs > 0)) {
     throw invalid(file, 'graceMs must be a positive integer');
   }
+  if (task.timeZone !== undefined && typeof task.timeZone !== 'string') {
+    throw invalid(file, 'timeZone must be an IANA time zone name, such as Europe/Berlin');
+  }
+  if (task.catchUp !== undefined && task.catchUp !== 'latest' && task.catchUp !== 'none') {
+    throw invalid(file, "catchUp must be 'latest' or 'none'");
+  }
+  if (
+    task.catchUpWindowMs !== undefined &&
+    !(Number.isInteger(task.catchUpWindowMs) && task.catchUpWindowMs > 0)
+  ) {
+    throw invalid(file, 'catchUpWindowMs must be a positive integer');
+  }
   const expression = overrides?.schedule !== undefined ? overrides.schedule : task.schedule;
+  const timeZone = overrides?.timeZone ?? task.timeZone ?? null;
   let schedule: Schedule | null = null;
   if (expression !== null && expression !== undefined) {
     try {
-      schedule = new Schedule(expression);
+      schedule = new Schedule(expression, timeZone);
     } catch (error) {
-      if (overrides?.schedule) {
-        throw overridden(overrides, task.name, 'schedule', (error as Error).message);
+      if (overrides?.schedule || overrides?.timeZone) {
+        throw overridden(
+          overrides,
+          task.name,
+          overrides.timeZone ? 'timeZone' : 'schedule',
+          (error as Error).message,
+        );
       }
       throw invalid(file, `schedule ${(error as Error).message}`);
     }
   }
+  // The project's overrides of the run policy become the definition the rest of taskgate reads.
+  const definition: AnyTask = {
+    ...(task as AnyTask),
+    ...(overrides?.catchUp ? { catchUp: overrides.catchUp } : {}),
+    ...(overrides?.catchUpWindowMs ? { catchUpWindowMs: overrides.catchUpWindowMs } : {}),
+  };
   return {
-    definition: task as AnyTask,
-    params: withDefaults(task as AnyTask, task.params.strict(), overrides),
+    definition,
+    params: withDefaults(definition, task.params.strict(), overrides),
     schedule,
     settings: readSettings(task as AnyTask, { ...overrides?.settings, ...env }),
     file,

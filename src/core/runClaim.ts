@@ -10,6 +10,8 @@ import {
   type NewRun,
   type RunRecord,
 } from './runs.js';
+import type { Schedule } from './schedule.js';
+import { countDuplicateFire, databaseNow, slotAt, slotKey } from './slots.js';
 
 // Claiming a run: in one transaction, an idempotency key's earlier run is replayed, a pause
 // refuses it, the task's lease is taken (src/core/leases.ts), runs of a dead owner are marked
@@ -21,6 +23,15 @@ export type Claim =
   | { busyRunId: string | null }
   | { run: RunRecord; abandoned: string[] };
 
+/**
+ * A scheduled fire: its run is its slot's (src/core/slots.ts), decided here on the database clock
+ * unless the caller names it (catch-up does).
+ */
+export interface ScheduledFire {
+  schedule: Schedule;
+  slot?: Date;
+}
+
 /** Thrown inside the claim's transaction to roll the lease back when the key's run exists after all. */
 class KeyTaken extends Error {}
 
@@ -31,15 +42,27 @@ class KeyTaken extends Error {}
  */
 export async function claimRun(
   db: Db,
-  claim: { run: NewRun; holder: string; ttlMs: number },
+  claim: { run: NewRun; holder: string; ttlMs: number; scheduled?: ScheduledFire },
 ): Promise<Claim> {
-  const { run: asked, holder, ttlMs } = claim;
-  const { task: name, idempotencyKey: key, params, dryRun } = asked;
-  return db
+  const { holder, ttlMs, scheduled } = claim;
+  let asked = claim.run;
+  const name = asked.task;
+  let key = asked.idempotencyKey;
+  const { params, dryRun } = asked;
+  const claimed = await db
     .transaction<Claim>(async (tx) => {
+      if (scheduled) {
+        // The slot is decided on the database clock, inside the claim: every replica agrees.
+        const slot = scheduled.slot ?? slotAt(scheduled.schedule, await databaseNow(tx));
+        if (slot) {
+          key = slotKey(slot);
+          asked = { ...asked, slot, idempotencyKey: key };
+        }
+      }
       if (key) {
         const earlier = await findRunByIdempotencyKey(tx, name, key);
-        if (earlier) checkSameRequest(earlier, params, dryRun);
+        // A slot is one run whatever each fire carries; another request's key must be the same request.
+        if (earlier && !asked.slot) checkSameRequest(earlier, params, dryRun);
         if (earlier?.status === 'succeeded') return { replay: earlier };
       }
       // Checked here, in the one place every run starts, so HTTP, the CLI and the scheduler all see it.
@@ -59,6 +82,9 @@ export async function claimRun(
       if (!replay) throw error;
       return { replay };
     });
+  // A slot fired again: its run answers, and the fire is counted.
+  if ('replay' in claimed && asked.slot) await countDuplicateFire(db, claimed.replay.id);
+  return claimed;
 }
 
 /** Inside the claim's transaction, once the lease was refused: a replay of the key's run, or who is busy. */

@@ -33,6 +33,12 @@ export interface RunRequest {
   /** The run this one repeats, and why (a rerun). */
   rerunOf?: string;
   rerunReason?: string | null;
+  /**
+   * A scheduler's fire: the run is its slot's, and `trigger` names the scheduler
+   * (src/core/slots.ts). The slot is the one the database clock says, unless given (catch-up).
+   * A task without a schedule runs as asked, with no slot.
+   */
+  scheduled?: { slot?: Date };
 }
 
 export interface StartedRun {
@@ -46,6 +52,8 @@ export interface StartedRun {
 export interface RunListener {
   onStart?(run: RunRecord): void | Promise<void>;
   onFinish?(run: RunRecord): void | Promise<void>;
+  /** A scheduler fired a slot here: it started the slot's run, or was answered with it (`duplicate`). */
+  onScheduledFire?(fire: { task: string; scheduler: string; slot: string; duplicate: boolean }): void;
 }
 
 export interface RunnerDeps {
@@ -119,13 +127,21 @@ export class Runner {
       },
       holder: this.holder,
       ttlMs: this.deps.config.runLeaseMs,
+      scheduled:
+        request.scheduled && task.schedule
+          ? { schedule: task.schedule, slot: request.scheduled.slot }
+          : undefined,
     });
 
-    if ('replay' in decided) return { run: decided.replay, replayed: true };
+    if ('replay' in decided) {
+      this.tellFire(request, decided.replay, true);
+      return { run: decided.replay, replayed: true };
+    }
     if ('busyRunId' in decided) {
       throw new TaskgateError('TASK_BUSY', `${name} is already running`, { runId: decided.busyRunId });
     }
     const { run, abandoned } = decided;
+    this.tellFire(request, run, false);
     if (abandoned.length > 0) {
       this.deps.logger.warn(
         { task: name, runIds: abandoned },
@@ -285,6 +301,18 @@ export class Runner {
     );
     await this.notify('onFinish', finished, logger);
     return finished;
+  }
+
+  /** Tells the listeners of a scheduled fire of a slot (metrics count them). */
+  private tellFire(request: RunRequest, run: RunRecord, duplicate: boolean): void {
+    if (!request.scheduled || !run.slot) return;
+    for (const listener of this.listeners) {
+      try {
+        listener.onScheduledFire?.({ task: run.task, scheduler: request.trigger, slot: run.slot, duplicate });
+      } catch (error) {
+        this.deps.logger.error({ err: error }, 'run listener onScheduledFire failed');
+      }
+    }
   }
 
   private async notify(event: 'onStart' | 'onFinish', run: RunRecord, logger: Logger): Promise<void> {

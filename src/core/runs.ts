@@ -34,6 +34,10 @@ export interface RunRecord {
   /** The run this one repeats (`POST /cron/runs/:id/rerun`, `taskgate rerun`), and why. */
   rerunOf: string | null;
   rerunReason: string | null;
+  /** The scheduled moment this run is for (src/core/slots.ts); null for a run asked for by hand. */
+  slot: string | null;
+  /** Fires of the same slot answered with this run instead of another one. */
+  duplicateFires: number;
 }
 
 export interface CancelRequest {
@@ -85,6 +89,8 @@ export function fromRow(row: Row): RunRecord {
       : null,
     rerunOf: (row.rerun_of ?? null) as string | null,
     rerunReason: (row.rerun_reason ?? null) as string | null,
+    slot: iso(row.slot),
+    duplicateFires: Number(row.duplicate_fires ?? 0),
   };
 }
 
@@ -99,6 +105,8 @@ export interface NewRun {
   idempotencyKey: string | null;
   rerunOf?: string | null;
   rerunReason?: string | null;
+  /** The slot it is for; its idempotency key is then the slot's. */
+  slot?: Date | null;
 }
 
 /**
@@ -110,12 +118,12 @@ export interface NewRun {
 export async function insertRun(db: SqlClient, run: NewRun): Promise<RunRecord | null> {
   const { rows } = await db.query(
     `insert into taskgate.task_run
-       (id, task, trigger, params, dry_run, status, idempotency_key, attempt, rerun_of, rerun_reason)
+       (id, task, trigger, params, dry_run, status, idempotency_key, attempt, rerun_of, rerun_reason, slot)
      values ($1, $2, $3, $4::jsonb, $5, 'running', $6::text,
              case when $6::text is null then 1
                   else (select coalesce(max(attempt), 0) + 1 from taskgate.task_run
                          where task = $2 and idempotency_key = $6::text) end,
-             $7, $8)
+             $7, $8, $9)
      on conflict (task, idempotency_key)
        where idempotency_key is not null and status in ('running', 'succeeded') do nothing
      returning *`,
@@ -128,6 +136,7 @@ export async function insertRun(db: SqlClient, run: NewRun): Promise<RunRecord |
       run.idempotencyKey,
       run.rerunOf ?? null,
       run.rerunReason ?? null,
+      run.slot ?? null,
     ],
   );
   return rows[0] ? fromRow(rows[0]) : null;

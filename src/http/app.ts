@@ -40,6 +40,8 @@ export interface AppDeps {
   metrics?: Metrics;
   /** Where the refusals are logged; `serve` passes its own, to log what is left at shutdown. */
   refusals?: Refusals;
+  /** Told of every request before anything else (the internal clock notices a wake by it). */
+  onRequest?: () => void;
 }
 
 /** The address of the caller: the socket's, or with TRUST_PROXY=n the one n proxies vouch for. */
@@ -158,6 +160,13 @@ export function createApp(deps: AppDeps): Koa {
     router.get('/metrics', metricsRoute(metrics, metricsToken, new FailedAuthLimiter(limits)));
   }
 
+  const { onRequest } = deps;
+  if (onRequest) {
+    app.use((_ctx, next) => {
+      onRequest();
+      return next();
+    });
+  }
   // First, before the request's logger: most refusals are answered here, for next to nothing.
   if (gate) app.use(gate);
   app.use(everyAnswer(config?.env === 'production'));

@@ -7,6 +7,7 @@ import { pauseHistory } from '../core/controls.js';
 import { type Registry, TASK_NAME } from '../core/registry.js';
 import type { Runner } from '../core/runner.js';
 import { findRun, findRunLog, listRuns, RUN_STATUSES } from '../core/runs.js';
+import { MAX_SLOTS, recentSlotsOf } from '../core/slots.js';
 import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
 import type { Guard } from './auth.js';
@@ -37,6 +38,16 @@ const runsQuery = z.strictObject({
     .transform(Number)
     .pipe(z.number().int().min(1).max(500))
     .default(50),
+});
+
+const slotsQuery = z.strictObject({
+  task: z.string().regex(TASK_NAME, 'must be a task name').optional(),
+  limit: z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(MAX_SLOTS))
+    .default(10),
 });
 
 const pausesQuery = z.strictObject({
@@ -97,6 +108,20 @@ export function addCronRoutes(router: Router, deps: CronDeps, { afterBody, beare
     }
     const runs = await listRuns(deps.db, parsed.data);
     ctx.body = { status: 'success', runs };
+  });
+
+  // What became of each task's latest slots: ran (fired by whom, duplicates), failed, missed.
+  router.get('/cron/slots', ...guard, async (ctx) => {
+    const parsed = slotsQuery.safeParse(ctx.query);
+    if (!parsed.success) {
+      throw new TaskgateError('BAD_REQUEST', 'invalid query: task and limit are understood', {
+        errors: queryErrors(parsed.error),
+      });
+    }
+    const { task, limit } = parsed.data;
+    const tasks = task ? [deps.registry.require(task)] : deps.registry.list();
+    const slots = await recentSlotsOf(deps.db, tasks, new Date(), limit);
+    ctx.body = { status: 'success', slots: [...slots.values()].flat() };
   });
 
   // Before /cron/runs/:id, which would take /cron/runs/pauses for a run id (no run id is "pauses").

@@ -4,6 +4,7 @@ import { runOutcomeError } from '../core/outcome.js';
 import type { Registry } from '../core/registry.js';
 import type { Runner, RunRequest } from '../core/runner.js';
 import type { RunRecord } from '../core/runs.js';
+import { SCHEDULER_NAME } from '../core/slots.js';
 import { TaskgateError } from '../errors.js';
 import type { Caller } from './auth.js';
 
@@ -123,14 +124,46 @@ function finished(ctx: Context, run: RunRecord): void {
 export async function startTask(ctx: Context, deps: RunRouteDeps, task: string): Promise<void> {
   const { params, dryRun } = runOptions(ctx.request.body);
   const qstash = (ctx.state.caller as Caller | undefined) === 'qstash';
+  // A QStash schedule's deliveries carry its id; a one-off message does not.
+  const scheduler = schedulerOf(ctx) ?? (qstash && ctx.get('upstash-schedule-id') !== '' ? 'qstash' : null);
+  if (scheduler && dryRun) {
+    throw new TaskgateError(
+      'INVALID_PARAMS',
+      'a scheduled fire is never a dry run: send dryRun without X-Cron-Scheduler',
+      {
+        errors: [{ field: 'dryRun', message: 'not with a scheduler' }],
+      },
+    );
+  }
   await startAndAnswer(ctx, deps, {
     task,
     params,
     dryRun,
-    trigger: qstash ? 'qstash' : 'http',
+    trigger: scheduler ?? (qstash ? 'qstash' : 'http'),
     idempotencyKey: idempotencyKey(ctx) ?? (qstash ? qstashMessageKey(ctx) : null),
     requestId: ctx.requestId,
+    ...(scheduler ? { scheduled: {} } : {}),
   });
+}
+
+/** Names no request may give as its scheduler: the runs taskgate starts by itself. */
+const OWN_SCHEDULERS = new Set(['clock', 'catch-up', 'cli', 'http']);
+
+/**
+ * The scheduler a request says fired it (`X-Cron-Scheduler: github`, or `?scheduler=github` for a
+ * cron service that sets no header): its run is then the slot's (src/core/slots.ts).
+ */
+function schedulerOf(ctx: Context): string | null {
+  const query = ctx.query.scheduler;
+  const name = ctx.get('x-cron-scheduler') || (typeof query === 'string' ? query : '');
+  if (name === '') return null;
+  if (!SCHEDULER_NAME.test(name) || OWN_SCHEDULERS.has(name)) {
+    throw new TaskgateError(
+      'BAD_REQUEST',
+      'X-Cron-Scheduler must name the scheduler in 1 to 32 lower-case letters, digits and dashes (github, cron-job-org, …), and not clock, catch-up, cli or http',
+    );
+  }
+  return name;
 }
 
 /**
@@ -145,10 +178,10 @@ function qstashMessageKey(ctx: Context): string | null {
 }
 
 /**
- * GET /cron/:task, as Vercel Cron calls it: no params, no dry run. Its key, unless the caller
- * sends one, is the task's latest scheduled moment (`schedule:2026-12-06T00:00:00.000Z`): a
- * scheduler that delivers one slot twice gets the first run back, and a slot whose run failed
- * can be tried again. A task without a schedule gets no key.
+ * GET /cron/:task, as Vercel Cron calls it: no params, no dry run, and always a scheduled fire.
+ * Its run is its slot's, decided on the database clock (src/core/slots.ts): a scheduler that
+ * delivers one slot twice, or a replica whose clock reads a few seconds early, gets the slot's
+ * run back, and a slot whose run failed can be tried again. A task without a schedule just runs.
  */
 export async function startFromGet(ctx: Context, deps: RunRouteDeps, task: string): Promise<void> {
   if (ctx.querystring !== '') {
@@ -157,14 +190,14 @@ export async function startFromGet(ctx: Context, deps: RunRouteDeps, task: strin
       'GET /cron/:task takes no parameters: POST a JSON body to pass them',
     );
   }
-  const slot = deps.registry.get(task)?.schedule?.previous(new Date());
   await startAndAnswer(ctx, deps, {
     task,
     params: {},
     dryRun: false,
-    trigger: 'http-get',
-    idempotencyKey: idempotencyKey(ctx) ?? (slot ? `schedule:${slot.toISOString()}` : null),
+    trigger: ctx.get('user-agent').startsWith('vercel-cron') ? 'vercel' : 'http-get',
+    idempotencyKey: idempotencyKey(ctx),
     requestId: ctx.requestId,
+    scheduled: {},
   });
 }
 

@@ -1,6 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { TaskInfo } from '../core/catalog.js';
 import type { RunListener } from '../core/runner.js';
+import type { SlotReport } from '../core/slots.js';
 
 /** Where the per-task gauges come from at scrape time: the catalog, read from the database. */
 export type TaskSource = () => Promise<TaskInfo[]>;
@@ -10,6 +11,8 @@ export interface MetricsOptions {
   processMetrics?: boolean;
   /** Reads the tasks' last runs at scrape time; without it the per-task gauges stay empty. */
   tasks?: TaskSource;
+  /** Reads the tasks' latest slots at scrape time, for the missed-slots gauge. */
+  slots?: () => Promise<Map<string, SlotReport[]>>;
   /**
    * How long one read of the tasks serves scrapes (default TASKS_CACHE_MS), so that scraping
    * often, or a flood of scrapes, costs the database one read per interval.
@@ -32,6 +35,7 @@ export class Metrics {
   readonly runDuration: Histogram<'task' | 'status'>;
   readonly httpRequests: Counter<'route' | 'method' | 'status'>;
   readonly httpDuration: Histogram<'route' | 'method'>;
+  readonly slotFires: Counter<'task' | 'scheduler' | 'outcome'>;
   private readonly tasks: TaskSource | undefined;
   /** Label-bound children by `route method status`: prom-client hashes labels on every call otherwise. */
   private readonly requestSeries = new Map<
@@ -68,8 +72,33 @@ export class Metrics {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
       registers,
     });
-    const source = () => this.tasks;
+    this.slotFires = new Counter({
+      name: 'taskgate_slot_fires_total',
+      help: "Scheduled fires this process took, by task, scheduler and outcome: ran (started the slot's run) or duplicate (answered with it).",
+      labelNames: ['task', 'scheduler', 'outcome'],
+      registers,
+    });
     const cacheMs = options.tasksCacheMs ?? TASKS_CACHE_MS;
+    const slots = options.slots;
+    let slotsRead: { at: number; value: Promise<Map<string, SlotReport[]> | null> } | null = null;
+    if (slots) {
+      new Gauge({
+        name: 'taskgate_slots_missed',
+        help: "Of each scheduled task's last 10 slots, how many no scheduler fired and catch-up did not run.",
+        labelNames: ['task'],
+        registers,
+        async collect() {
+          this.reset();
+          if (!slotsRead || performance.now() - slotsRead.at >= cacheMs) {
+            slotsRead = { at: performance.now(), value: slots().catch(() => null) };
+          }
+          for (const [task, reports] of (await slotsRead.value) ?? []) {
+            this.set({ task }, reports.filter((r) => r.fate === 'missed').length);
+          }
+        },
+      });
+    }
+    const source = () => this.tasks;
     let pending: Promise<TaskInfo[] | null> | null = null;
     let readAt = 0;
     // Both gauges, and every scrape within cacheMs, share one catalog read; a failed read is
@@ -130,8 +159,15 @@ export class Metrics {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'taskgate_' });
   }
 
-  /** Give this to the runner: it counts runs and their durations as they finish. */
+  /** Give this to the runner: it counts runs and their durations as they finish, and slot fires. */
   readonly runListener: RunListener = {
+    onScheduledFire: (fire) => {
+      this.slotFires.inc({
+        task: fire.task,
+        scheduler: fire.scheduler,
+        outcome: fire.duplicate ? 'duplicate' : 'ran',
+      });
+    },
     onFinish: (run) => {
       this.runs.inc({ task: run.task, status: run.status });
       if (run.durationMs !== null) {

@@ -24,6 +24,8 @@ export interface TriggerOptions {
   sign?: boolean;
   /** Default: a fresh UUID, reused by every retry of this trigger. */
   idempotencyKey?: string;
+  /** A scheduler's fire, named so (`X-Cron-Scheduler`): the run is its slot's, run once whoever fires it. */
+  scheduler?: string;
   /** Ask for 202 as soon as the run has started (`Prefer: respond-async`). */
   async?: boolean;
   /** With `async`: follow the run to its end anyway. Without `async` the client always waits. */
@@ -108,7 +110,9 @@ class NotYet extends Error {
 }
 
 export class TriggerClient {
-  private readonly o: Required<Omit<TriggerOptions, 'params' | 'signal' | 'log' | 'idempotencyKey'>> &
+  private readonly o: Required<
+    Omit<TriggerOptions, 'params' | 'signal' | 'log' | 'idempotencyKey' | 'scheduler'>
+  > &
     TriggerOptions;
   private readonly base: URL;
   private readonly key: string;
@@ -264,6 +268,7 @@ export class TriggerClient {
     const body = JSON.stringify({ ...this.o.params, ...(this.o.dryRun ? { dryRun: true } : {}) });
     const extra: Json = { 'Idempotency-Key': this.key };
     if (this.o.async) extra.Prefer = 'respond-async';
+    if (this.o.scheduler) extra['X-Cron-Scheduler'] = this.o.scheduler;
     const path = `/cron/${encodeURIComponent(this.o.task)}`;
     const answer = await this.untilAnswered(`POST ${path}`, () =>
       this.request('POST', this.url(path), { body, extra }),

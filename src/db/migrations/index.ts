@@ -5,6 +5,7 @@ import { Migration0003Incidents } from './Migration0003Incidents.js';
 import { Migration0004Leases } from './Migration0004Leases.js';
 import { Migration0005OperatorControls } from './Migration0005OperatorControls.js';
 import { Migration0006PauseEvents } from './Migration0006PauseEvents.js';
+import { Migration0007Slots } from './Migration0007Slots.js';
 
 /** Every migration, in order. A static list works the same under tsx and from compiled JavaScript. */
 export const migrationsList: MigrationObject[] = [
@@ -14,4 +15,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration0004Leases', class: Migration0004Leases },
   { name: 'Migration0005OperatorControls', class: Migration0005OperatorControls },
   { name: 'Migration0006PauseEvents', class: Migration0006PauseEvents },
+  { name: 'Migration0007Slots', class: Migration0007Slots },
 ];

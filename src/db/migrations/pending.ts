@@ -11,6 +11,7 @@ export const MIGRATION_NAMES = [
   'Migration0004Leases',
   'Migration0005OperatorControls',
   'Migration0006PauseEvents',
+  'Migration0007Slots',
 ] as const;
 
 /** The migrator's table is missing (42P01), or its schema is (3F000): nothing was ever applied. */

@@ -1,6 +1,7 @@
 import type { TaskInfo } from '../../core/catalog.js';
 import type { PauseEvent } from '../../core/pauses.js';
 import type { RunLogRecord, RunRecord } from '../../core/runs.js';
+import type { SlotReport } from '../../core/slots.js';
 import type { TaskgateError } from '../../errors.js';
 import { formatDuration, formatTime, Html, html, publicError, relative, resultSummary } from './format.js';
 import type { Redactor } from './redact.js';
@@ -18,6 +19,8 @@ export interface TaskView {
   runs: RunRecord[];
   /** Its latest pauses and resumes, newest first. */
   pauses: PauseEvent[];
+  /** What became of its latest slots, newest first (none for an on-demand task). */
+  slots: SlotReport[];
 }
 
 /** How many runs the table shows; the chart shows all that were read. */
@@ -125,6 +128,31 @@ function pauseHistory(events: PauseEvent[]): Html | string {
   return html`<details class="pauses"><summary>Pause history (last ${events.length})</summary><ul>${items}</ul></details>`;
 }
 
+/** Each of the latest slots: when, its fate, who fired it first, duplicates refused, caught up. */
+function slotList(slots: SlotReport[]): Html | string {
+  if (slots.length === 0) return '';
+  const items = slots.map((slot) => {
+    const by = slot.caughtUp ? 'caught up' : slot.firedBy ? `by ${slot.firedBy}` : '';
+    const dup = slot.duplicates > 0 ? ` +${slot.duplicates} dup` : '';
+    const when = html`<span class="num" title="${slot.slot}">${formatTime(slot.slot).slice(5, 16)}</span>`;
+    const badge = statusBadge(slot.fate);
+    return slot.runId
+      ? html`<li>${when}<a href="/status/runs/${slot.runId}">${badge}</a><small>${by}${dup}</small></li>`
+      : html`<li>${when}${badge}</li>`;
+  });
+  return html`<ul class="slots" aria-label="latest slots">${items}</ul>`;
+}
+
+/** The next run in the schedule's zone, and in UTC when the zone is another. */
+function nextRun(info: TaskInfo, now: Date): string {
+  if (!info.nextRunAt) return 'on demand';
+  const local =
+    info.nextRunLocal && info.timeZone !== 'UTC'
+      ? `${info.nextRunLocal.slice(0, 10)} ${info.nextRunLocal.slice(11, 16)} ${info.timeZone} = `
+      : '';
+  return `${local}${formatTime(info.nextRunAt)} (${relative(info.nextRunAt, now)})`;
+}
+
 /** How a run ended that counts as the task failing: what an operator has to look at. */
 const FAILED_RUNS = new Set(['failed', 'interrupted', 'abandoned']);
 
@@ -156,9 +184,10 @@ ${pause ? html`<p class="notice s-paused"><b>Paused</b> ${pause.until ? `until $
 ${info.overdue ? html`<p class="notice s-overdue"><b>Overdue</b>: a run was due at ${formatTime(info.dueAt)} (${relative(info.dueAt, now)}; grace ${formatDuration(info.graceMs)}); last success ${info.lastSuccess ? formatTime(info.lastSuccess.startedAt) : 'never'}.</p>` : ''}
 <dl class="facts">
 <div><dt>Schedule</dt><dd>${info.scheduleText}${info.schedule ? html` <code>${info.schedule}</code>` : ''}</dd></div>
-<div><dt>Next run</dt><dd>${info.nextRunAt ? `${formatTime(info.nextRunAt)} (${relative(info.nextRunAt, now)})` : 'on demand'}${info.paused && info.nextRunAt ? ' – skipped while paused' : ''}</dd></div>
+<div><dt>Next run</dt><dd>${nextRun(info, now)}${info.paused && info.nextRunAt ? ' – skipped while paused' : ''}</dd></div>
 <div><dt>Last success</dt><dd>${info.lastSuccess ? `${formatTime(info.lastSuccess.startedAt)} (${relative(info.lastSuccess.startedAt, now)})` : 'never'}</dd></div>
 </dl>
+${slotList(view.slots)}
 ${durationChart(view.runs)}
 ${runRows(view.runs, viewer, now, redact)}
 ${pauseHistory(view.pauses)}

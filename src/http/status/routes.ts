@@ -8,6 +8,7 @@ import { recentPauseEventsOf } from '../../core/pauses.js';
 import type { Registry } from '../../core/registry.js';
 import type { Runner } from '../../core/runner.js';
 import { findRun, findRunLog, recentRunsOf, UUID } from '../../core/runs.js';
+import { recentSlotsOf } from '../../core/slots.js';
 import type { Db } from '../../db/sql.js';
 import { TaskgateError } from '../../errors.js';
 import { bodyError } from '../body.js';
@@ -38,6 +39,8 @@ export interface StatusDeps {
 
 /** How many runs of each task the page reads (the chart shows them; the table the first few). */
 const RUNS_PER_TASK = 30;
+/** How many of each scheduled task's latest slots the page shows. */
+const SLOTS_PER_TASK = 8;
 /** How many of each task's pauses and resumes the page shows. */
 const PAUSE_EVENTS_PER_TASK = 5;
 
@@ -117,12 +120,18 @@ export function statusRoutes(deps: StatusDeps): Middleware {
     const now = new Date();
     const tasks = await taskCatalog(deps.registry, deps.db, now);
     const names = tasks.map((task) => task.name);
-    const [runs, pauses] = await Promise.all([
+    const [runs, pauses, slots] = await Promise.all([
       recentRunsOf(deps.db, names, RUNS_PER_TASK),
       recentPauseEventsOf(deps.db, names, PAUSE_EVENTS_PER_TASK),
+      recentSlotsOf(deps.db, deps.registry.list(), now, SLOTS_PER_TASK),
     ]);
     const page = statusPage(
-      tasks.map((info) => ({ info, runs: runs.get(info.name) ?? [], pauses: pauses.get(info.name) ?? [] })),
+      tasks.map((info) => ({
+        info,
+        runs: runs.get(info.name) ?? [],
+        pauses: pauses.get(info.name) ?? [],
+        slots: slots.get(info.name) ?? [],
+      })),
       viewer,
       now,
       redact,

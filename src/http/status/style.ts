@@ -37,7 +37,11 @@ main{max-width:1100px;margin:0 auto;padding:16px 20px 40px}
 .s-failed,.s-overdue{color:var(--bad);background:var(--bad-bg);border-color:#ffcecb}
 .s-running{color:var(--run);background:var(--run-bg);border-color:#b6e3ff}
 .s-paused,.s-cancelled,.s-interrupted{color:var(--warn);background:var(--warn-bg);border-color:#f5e0a0}
-.s-abandoned,.s-idle{color:var(--off);background:var(--off-bg);border-color:#d1d9e0}
+.s-abandoned,.s-idle,.s-due{color:var(--off);background:var(--off-bg);border-color:#d1d9e0}
+.s-ran{color:var(--ok);background:var(--ok-bg);border-color:#aceebb}
+.s-missed{color:var(--bad);background:var(--bad-bg);border-color:#ffcecb}
+.slots{display:flex;flex-wrap:wrap;gap:6px;margin:0 0 10px;padding:0;list-style:none;font-size:12px}
+.slots li{display:flex;gap:4px;align-items:center}
 .notice{margin:0 0 10px;padding:8px 12px;border-radius:6px;border:1px solid;overflow-wrap:anywhere}
 .notice.s-overdue{border-color:#ffcecb}.notice.s-paused{border-color:#f5e0a0}
 .notice.info{color:var(--fg);background:var(--run-bg);border-color:#b6e3ff}

@@ -34,6 +34,9 @@ if ! jq -e 'type == "object"' <<<"$PARAMS" >/dev/null 2>&1; then
   exit 1
 fi
 body=$(jq -c --argjson dry "$DRY_RUN" '. + (if $dry then {dryRun: true} else {} end)' <<<"$PARAMS")
+# A scheduled run says so: taskgate maps it to its slot, which runs once whoever else fires it.
+scheduler=()
+if [ "$SCHEDULED" = true ]; then scheduler=(-H 'X-Cron-Scheduler: github'); fi
 
 # Every attempt carries the same Idempotency-Key: when an answer is lost (a proxy's 502, a
 # timeout) the retry gets the first run back, so the task runs once.
@@ -42,7 +45,7 @@ while true; do
   code=$(curl -sS -X POST -o "$answer" -D "$headers" -w '%{http_code}' \
     --connect-timeout 20 --max-time "$REQUEST_TIMEOUT" \
     -H @<(secret_header) -H 'Content-Type: application/json' -H 'Accept: application/json' \
-    -H "Idempotency-Key: $IDEMPOTENCY_KEY" --data "$body" "$base/cron/$TASK") || true
+    -H "Idempotency-Key: $IDEMPOTENCY_KEY" "${scheduler[@]}" --data "$body" "$base/cron/$TASK") || true
   if ! transient "$code"; then break; fi
   if [ "$SECONDS" -ge "$deadline" ]; then
     show
