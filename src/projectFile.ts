@@ -56,8 +56,11 @@ export const projectSchema = z
       ),
     tasksDir: z
       .string()
+      .nullable()
       .default('tasks')
-      .describe("the folder of the project's own task modules, relative to this file"),
+      .describe(
+        "the folder of the project's own task modules, relative to this file; null for none (taskgate's own repository, whose tasks/ are the built-in ones)",
+      ),
     workflow: z
       .string()
       .default('.github/workflows/taskgate.yml')
@@ -74,8 +77,8 @@ export interface Project {
   root: string;
   /** Tasks named in the config, with their overrides: the built-ins among them are the chosen ones. */
   tasks: Record<string, TaskOverrides>;
-  /** The project's own task modules. */
-  tasksDir: string;
+  /** The project's own task modules; null when it has none of its own. */
+  tasksDir: string | null;
   /** The committed GitHub Actions workflow. */
   workflowFile: string;
 }
@@ -121,7 +124,7 @@ export function loadProject(options: { configPath?: string | undefined; cwd?: st
     file,
     root,
     tasks: parsed.data.tasks,
-    tasksDir: path.resolve(root, parsed.data.tasksDir),
+    tasksDir: parsed.data.tasksDir === null ? null : path.resolve(root, parsed.data.tasksDir),
     workflowFile: path.resolve(root, parsed.data.workflow),
   };
 }

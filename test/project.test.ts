@@ -173,8 +173,13 @@ describe('a project: taskgate.config.json', () => {
     expect(config.project.tasksDir).to.equal(path.join(dir, 'elsewhere'));
   });
 
-  it('in this repository chooses every built-in task, and its tasks folder is the built-in one', async () => {
-    const registry = await loadProjectTasks(loadProject({ cwd: ROOT }));
+  it('in this repository chooses every built-in task, and has no tasks folder of its own (tasks/ are the built-ins)', async () => {
+    const project = loadProject({ cwd: ROOT });
+    expect(project.tasksDir).to.equal(null);
+    const registry = await loadProjectTasks(project);
     expect(registry.names()).to.deep.equal(await builtinTaskNames());
+    // So the compiled service, run from the clone in production, does not take tasks/ for a project's own.
+    const production = await loadProjectTasks(project, {}, { production: true });
+    expect(production.names()).to.deep.equal(registry.names());
   });
 });

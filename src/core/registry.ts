@@ -1,4 +1,4 @@
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -259,19 +259,10 @@ export async function builtinTaskNames(): Promise<string[]> {
   return (await taskModules(BUILTIN_TASKS_DIR)).map((file) => file.replace(/\.[^.]+$/, ''));
 }
 
-const samePath = (a: string, b: string) => {
-  try {
-    return realpathSync(a) === realpathSync(b);
-  } catch {
-    return false;
-  }
-};
-
 /**
  * A project's tasks: the built-in tasks its config chooses and every module of its own tasks
  * folder, with the config's overrides applied. A built-in task it does not choose is not
- * registered. (In taskgate's own repository the tasks folder is the built-in one: there the
- * config alone decides.)
+ * registered. (taskgate's own repository says `"tasksDir": null`: its tasks/ are the built-in ones.)
  */
 export async function loadProjectTasks(
   project: Project,
@@ -281,15 +272,13 @@ export async function loadProjectTasks(
   const from = project.file ? path.relative(process.cwd(), project.file) || project.file : '';
   const overridesOf = (name: string): Overrides | undefined =>
     project.tasks[name] ? { ...project.tasks[name], from } : undefined;
-  const own =
-    existsSync(project.tasksDir) && !samePath(project.tasksDir, BUILTIN_TASKS_DIR)
-      ? await taskModules(project.tasksDir)
-      : [];
-  const shownDir = path.relative(process.cwd(), project.tasksDir) || '.';
+  const tasksDir = project.tasksDir;
+  const own = tasksDir && existsSync(tasksDir) ? await taskModules(tasksDir) : [];
+  const shownDir = tasksDir ? path.relative(process.cwd(), tasksDir) || '.' : '';
   if (own.length > 0) {
     prepareTaskSources({
       root: project.root,
-      tasksDir: project.tasksDir,
+      tasksDir: tasksDir!,
       production: options.production ?? false,
     });
   }
@@ -298,7 +287,7 @@ export async function loadProjectTasks(
   for (const file of own) {
     const label = `${shownDir}/${file}`;
     const name = file.replace(/\.[^.]+$/, '');
-    const registered = await importTask(project.tasksDir, file, env, overridesOf(name), label, project.root);
+    const registered = await importTask(tasksDir!, file, env, overridesOf(name), label, project.root);
     const other = seen.get(registered.definition.name);
     if (other) throw invalid(label, `duplicates task "${registered.definition.name}" of ${other}`);
     seen.set(registered.definition.name, label);

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config.js';
-import { BUILTIN_TASKS_DIR, loadConfiguredTasks } from '../core/registry.js';
+import { loadConfiguredTasks } from '../core/registry.js';
 import { BUILD_DIR, projectTypeScript, typeScriptSources } from '../core/taskSource.js';
 import { TaskgateError } from '../errors.js';
 
@@ -33,11 +33,10 @@ export const PROJECT_COMPILER_OPTIONS = {
 
 export async function buildProject(config: Config): Promise<BuildReport> {
   const { project } = config;
-  const own =
-    existsSync(project.tasksDir) && path.resolve(project.tasksDir) !== path.resolve(BUILTIN_TASKS_DIR);
-  const sources = own ? typeScriptSources(project.tasksDir) : [];
+  const tasksDir = project.tasksDir;
+  const sources = tasksDir && existsSync(tasksDir) ? typeScriptSources(tasksDir) : [];
   let compiled = 0;
-  if (sources.length > 0) compiled = await compile(project.root, project.tasksDir);
+  if (tasksDir && sources.length > 0) compiled = await compile(project.root, tasksDir);
   const registry = await loadConfiguredTasks({ ...config, env: 'production' });
   return { compiled, tasks: registry.names() };
 }
