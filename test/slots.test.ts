@@ -12,6 +12,7 @@ import { databaseNow, earlyWindowMs, recentSlotsOf, slotAt } from '../src/core/s
 import { localTime } from '../src/core/zone.js';
 import { createLogger } from '../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { eventually } from './support/eventually.js';
 import { buildApp, SECRET, type TestApp } from './support/http.js';
 import { LogCapture } from './support/logs.js';
 import { QSTASH_CURRENT_KEY, QSTASH_NEXT_KEY, qstashToken } from './support/qstash.js';
@@ -225,6 +226,31 @@ describe('slots on a real PostgreSQL', () => {
     expect(new Set(again.map((r) => r.slot!.toISOString())).size).to.equal(again.length);
     expect(await runsOf('berlin_night'), 'catchUp: none').to.deep.equal([]);
     clock.stop();
+  });
+
+  it('catches up when a request finds the process was suspended: its wall clock ran on, its monotonic clock did not', async () => {
+    const runner = replica();
+    const logger = createLogger({ level: 'info', pretty: false, destination: logs });
+    const clock = new InternalClock({ runner, registry, db: db.sql, logger }, { fire: false });
+    try {
+      clock.noteActivity();
+      clock.noteActivity();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(await runsOf('minutely'), 'a request like any other catches nothing up').to.deep.equal([]);
+      const realNow = Date.now;
+      // Two minutes on the wall clock, none on the monotonic one: what a suspended host's process sees.
+      Date.now = () => realNow() + 120_000;
+      try {
+        clock.noteActivity();
+      } finally {
+        Date.now = realNow;
+      }
+      await eventually(async () => (await runsOf('minutely')).length > 0, 10_000);
+      expect((await runsOf('minutely')).map((r) => r.trigger)).to.deep.equal(['catch-up']);
+    } finally {
+      clock.stop();
+      await runner.close(5_000);
+    }
   });
 
   it('tells each slot’s fate: ran (by whom, duplicates), failed, missed', async () => {
