@@ -63,13 +63,16 @@ export async function claimRun(
         const earlier = await findRunByIdempotencyKey(tx, name, key);
         // A slot is one run whatever each fire carries; another request's key must be the same request.
         if (earlier && !asked.slot) checkSameRequest(earlier, params, dryRun);
-        if (earlier?.status === 'succeeded') return { replay: earlier };
+        if (earlier?.status === 'succeeded') return replayed(tx, earlier, Boolean(asked.slot));
       }
       // Checked here, in the one place every run starts, so HTTP, the CLI and the scheduler all see it.
       const pause = await activePause(tx, name);
       if (pause) throw pausedError(pause);
       const leased = await takeLease(tx, { task: name, runId: asked.id, holder, ttlMs });
-      if (!leased) return whyBusy(tx, name, key);
+      if (!leased) {
+        const busy = await whyBusy(tx, name, key);
+        return 'replay' in busy ? replayed(tx, busy.replay, Boolean(asked.slot)) : busy;
+      }
       const abandoned = await abandonRunsOf(tx, name);
       const run = await insertRun(tx, asked);
       // The key's run succeeded between the look-up and the lease: roll the lease back, replay it.
@@ -80,11 +83,19 @@ export async function claimRun(
       if (!(error instanceof KeyTaken)) throw error;
       const replay = await findRunByIdempotencyKey(db, name, key!);
       if (!replay) throw error;
+      if (asked.slot) await db.transaction((tx) => countDuplicateFire(tx, replay.id));
       return { replay };
     });
-  // A slot fired again: its run answers, and the fire is counted.
-  if ('replay' in claimed && asked.slot) await countDuplicateFire(db, claimed.replay.id);
   return claimed;
+}
+
+/**
+ * The key's earlier run, as the answer; a slot fired again is counted too, in the claim's own
+ * transaction (its count need not wait for the disk: src/core/slots.ts).
+ */
+async function replayed(tx: SqlClient, run: RunRecord, slot: boolean): Promise<Claim> {
+  if (slot) await countDuplicateFire(tx, run.id);
+  return { replay: run };
 }
 
 /** Inside the claim's transaction, once the lease was refused: a replay of the key's run, or who is busy. */
