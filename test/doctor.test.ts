@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { expect } from 'chai';
 import { migrationsList } from '../src/db/migrations/index.js';
@@ -100,7 +100,9 @@ describe('taskgate doctor', () => {
     // Roles belong to the whole cluster: one of this run's own, dropped at the end.
     const role = `taskgate_reader_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
     const connection = db.orm.em.getConnection();
-    await connection.execute(`create role ${role} login`);
+    // A password, for a cluster that asks for one (the embedded PostgreSQL does; trust ignores it).
+    const password = randomBytes(12).toString('hex');
+    await connection.execute(`create role ${role} login password '${password}'`);
     try {
       await connection.execute(
         `grant connect on database ${db.name} to ${role};
@@ -109,7 +111,7 @@ describe('taskgate doctor', () => {
       );
       const url = new URL(db.url);
       url.username = role;
-      url.password = '';
+      url.password = password;
       const { code, report } = await doctor({ DATABASE_URL: url.toString(), CRON_SECRET_KEY: TEST_SECRET });
       expect(code).to.equal(1);
       expect(verdicts(report)).to.include({
