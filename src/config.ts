@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { TaskgateError } from './errors.js';
+import { wholeNumberText } from './formats.js';
 import { loadProject } from './projectFile.js';
-
 import {
   HOW_TO_MAKE_ONE,
   MIN_SECRET_BITS,
@@ -30,19 +30,16 @@ const integer = (fallback: number, min: number, max: number) =>
     .string()
     .optional()
     .transform((value) => (value === undefined || value.trim() === '' ? String(fallback) : value.trim()))
-    .pipe(z.string().regex(/^\d+$/, 'must be a whole number'))
-    .transform(Number)
+    .pipe(wholeNumberText())
     .pipe(z.number().int().min(min).max(max));
 
 /** How many proxies in front of taskgate append to X-Forwarded-For; 0 trusts none. */
 const proxyHops = optionalText
   .transform((value) => (value === undefined || value === 'false' || value === 'off' ? '0' : value))
   .pipe(
-    z
-      .string()
-      .regex(/^\d+$/, 'must be the number of proxies in front of taskgate (0: none; on Render: 2), not true')
-      .transform(Number)
-      .pipe(z.number().int().min(0).max(10)),
+    wholeNumberText(
+      'must be the number of proxies in front of taskgate (0: none; on Render: 2), not true',
+    ).pipe(z.number().int().min(0).max(10)),
   );
 
 /** An http(s) URL; it may hold a token, so the message never repeats it. */

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { ZxcvbnFactory, ZxcvbnResult } from '@zxcvbn-ts/core';
+import { uuidsIn } from './formats.js';
 import { CELL_DIGITS, LETTER_PAIRS } from './letterPairs.js';
 
 /** The `.env.sample` placeholder: a deployment that still carries it has not set a secret. */
@@ -234,11 +235,9 @@ function generatorOutput(secret: string): GeneratorOutput | null {
   return { bits, what: `${body.length} characters of ${alphabet.name} hold`, uuids: false };
 }
 
-const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
-
 /** The UUIDs (lower case) a secret is made of, joined by nothing or one separator, or null. */
 function uuidParts(secret: string): string[] | null {
-  const found = [...secret.matchAll(UUID)];
+  const found = [...uuidsIn(secret)];
   if (found.length === 0) return null;
   const gaps: string[] = [];
   let at = 0;

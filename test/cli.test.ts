@@ -100,7 +100,7 @@ describe('the taskgate command line', () => {
     expect(unknown.stderr).to.match(/Unknown argument: frobnicate/);
     const badLimit = await runCli(['runs', '--limit', '0'], env);
     expect(badLimit.code).to.equal(2);
-    expect(badLimit.stderr).to.match(/--limit must be a whole number from 1 to 1000/);
+    expect(badLimit.stderr).to.match(/limit must be a whole number from 1 to 1000/);
   });
 
   it('--help on a command explains its options and exits 0', async () => {

@@ -2,10 +2,10 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import request from 'supertest';
+import { UUID } from '../src/formats.js';
+import { runCli } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { buildApp, SECRET, type TestApp } from './support/http.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 describe('HTTP: POST /cron/:task and the run routes', () => {
   let db: TestDatabase;
@@ -285,6 +285,19 @@ describe('HTTP: POST /cron/:task and the run routes', () => {
     expect(res.body.runs.map((r: { params: { count: number } }) => r.params.count)).to.deep.equal([5, 4]);
     const failed = await get('/cron/runs?status=failed');
     expect(failed.body.runs.every((r: { status: string }) => r.status === 'failed')).to.equal(true);
+  });
+
+  it('takes the same runs limit as the command line, up to 1,000, and names the range past it', async () => {
+    expect((await get('/cron/runs?limit=1000')).status).to.equal(200);
+    const over = await get('/cron/runs?limit=1001');
+    expect(over.status).to.equal(400);
+    expect(over.body).to.include({
+      code: 'BAD_REQUEST',
+      message: 'limit must be a whole number from 1 to 1000',
+    });
+    const cli = await runCli(['runs', '--limit', '1001'], { NODE_ENV: 'production', DATABASE_URL: db.url });
+    expect(cli.code).to.equal(2);
+    expect(cli.stderr).to.equal('taskgate: limit must be a whole number from 1 to 1000\n');
   });
 
   it('answers 400 BAD_REQUEST to a run-history query it does not understand', async () => {

@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { type TaskInfo, taskCatalog } from '../core/catalog.js';
 import { BUILTIN_TASKS_DIR, loadConfiguredTasks, loadRegistry } from '../core/registry.js';
-import { listRuns, RUN_STATUSES } from '../core/runs.js';
+import { listRuns, RUN_STATUSES, RUNS_LIMIT_MAX } from '../core/runs.js';
 import { MAX_SLOTS, recentSlotsOf } from '../core/slots.js';
 import { bootstrap, withServices } from './context.js';
 import { showRun } from './control.js';
@@ -154,10 +154,10 @@ export function registerTaskCommands(cli: Argv): Argv {
           .positional('runId', { type: 'string', describe: 'one run, shown whole' })
           .option('task', { type: 'string', describe: 'only this task' })
           .option('status', { choices: RUN_STATUSES, describe: 'only runs with this status' })
-          .option('limit', { type: 'number', default: 20, describe: 'at most this many runs (1 to 1000)' })
-          .check((argv) => {
-            const ok = Number.isInteger(argv.limit) && argv.limit >= 1 && argv.limit <= 1000;
-            return ok || '--limit must be a whole number from 1 to 1000';
+          .option('limit', {
+            type: 'number',
+            default: 20,
+            describe: `at most this many runs (1 to ${RUNS_LIMIT_MAX})`,
           })
           .option('json', jsonOption),
       async (argv) => {

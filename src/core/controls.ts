@@ -1,9 +1,10 @@
 import type { SqlClient } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
+import { checkLimit } from '../formats.js';
 import { type PauseEvent, pauseEvents, pauseTask, resumeTask, type TaskPause } from './pauses.js';
 import type { Registry } from './registry.js';
 import type { Runner, RunRequest } from './runner.js';
-import { findRun, type RunRecord, UUID } from './runs.js';
+import { findRun, type RunRecord } from './runs.js';
 
 /**
  * What an operator can do, the same from HTTP and from the CLI: cancel a run, pause and resume a
@@ -53,7 +54,7 @@ export function checkUntil(until: unknown): Date | null {
 /** The run, checked to exist and, when a task is named, to be a run of that task. */
 async function runOf(db: SqlClient, registry: Registry, runId: string, task?: string): Promise<RunRecord> {
   if (task !== undefined) registry.require(task);
-  const run = UUID.test(runId) ? await findRun(db, runId) : null;
+  const run = await findRun(db, runId);
   if (!run) throw new TaskgateError('RUN_NOT_FOUND', `no run with id ${runId}`);
   if (task !== undefined && run.task !== task) {
     throw new TaskgateError('BAD_REQUEST', `run ${runId} is a run of ${run.task}, not of ${task}`, {
@@ -136,10 +137,5 @@ export async function pauseHistory(
   limit: number,
 ): Promise<PauseEvent[]> {
   const name = deps.registry.require(task).definition.name;
-  if (!Number.isInteger(limit) || limit < 1 || limit > PAUSE_HISTORY_MAX) {
-    throw new TaskgateError('BAD_REQUEST', `limit must be a whole number from 1 to ${PAUSE_HISTORY_MAX}`, {
-      field: 'limit',
-    });
-  }
-  return pauseEvents(deps.db, name, limit);
+  return pauseEvents(deps.db, name, checkLimit(limit, PAUSE_HISTORY_MAX));
 }

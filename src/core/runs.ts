@@ -1,4 +1,5 @@
 import type { SqlClient } from '../db/sql.js';
+import { checkLimit, UUID } from '../formats.js';
 
 export const RUN_STATUSES = [
   'running',
@@ -93,8 +94,6 @@ export function fromRow(row: Row): RunRecord {
     duplicateFires: Number(row.duplicate_fires ?? 0),
   };
 }
-
-export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface NewRun {
   id: string;
@@ -361,10 +360,15 @@ export async function findRunningRun(db: SqlClient, task: string): Promise<RunRe
   return rows[0] ? fromRow(rows[0]) : null;
 }
 
+/** The most runs one list returns (`taskgate runs --limit`, `GET /cron/runs?limit=`). */
+export const RUNS_LIMIT_MAX = 1_000;
+
+/** The latest runs, newest first, of a task and a status when given: at most `limit` (1 to RUNS_LIMIT_MAX). */
 export async function listRuns(
   db: SqlClient,
   filter: { task?: string; status?: RunStatus; limit: number },
 ): Promise<RunRecord[]> {
+  checkLimit(filter.limit, RUNS_LIMIT_MAX);
   const { rows } = await db.query(
     `select * from taskgate.task_run
       where ($1::text is null or task = $1) and ($2::text is null or status = $2)

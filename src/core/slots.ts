@@ -1,7 +1,7 @@
 import type { SqlClient } from '../db/sql.js';
+import { UUID } from '../formats.js';
 import { defaultGraceMs } from './overdue.js';
 import type { RegisteredTask } from './registry.js';
-import { UUID } from './runs.js';
 import type { Schedule } from './schedule.js';
 
 /**

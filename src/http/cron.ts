@@ -10,6 +10,7 @@ import { findRun, findRunLog, listRuns, RUN_STATUSES } from '../core/runs.js';
 import { MAX_SLOTS, recentSlotsOf } from '../core/slots.js';
 import type { Db } from '../db/sql.js';
 import { TaskgateError } from '../errors.js';
+import { wholeNumberText } from '../formats.js';
 import type { Guard } from './auth.js';
 import { jsonBody } from './body.js';
 import { addControlRoutes } from './controls.js';
@@ -29,15 +30,11 @@ export interface CronDeps {
   runner: Runner;
 }
 
+// The limits' ranges are checked by listRuns and pauseHistory, the same for the CLI.
 const runsQuery = z.strictObject({
   task: z.string().regex(TASK_NAME, 'must be a task name').optional(),
   status: z.enum(RUN_STATUSES).optional(),
-  limit: z
-    .string()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(1).max(500))
-    .default(50),
+  limit: wholeNumberText().default(50),
 });
 
 const slotsQuery = z.strictObject({
@@ -51,8 +48,7 @@ const slotsQuery = z.strictObject({
 });
 
 const pausesQuery = z.strictObject({
-  // The range is checked by pauseHistory, the same for the CLI.
-  limit: z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).default(50),
+  limit: wholeNumberText().default(50),
 });
 
 /** The query's problems, one per field, as the 400 lists them. */
@@ -80,9 +76,6 @@ export function guardedPaths(registry: Registry): (path: string) => boolean {
   const aliases = new Set(aliasPaths(registry));
   return (path) => path === '/cron' || path.startsWith('/cron/') || aliases.has(path);
 }
-
-/** A run id as taskgate makes them; anything else is no run, and is never sent to PostgreSQL. */
-const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The routes behind the secret (every path under /cron, and the tasks' aliases: the gate in
@@ -143,7 +136,7 @@ export function addCronRoutes(router: Router, deps: CronDeps, { afterBody, beare
     if (logs !== undefined && logs !== '0' && logs !== '1') {
       throw new TaskgateError('BAD_REQUEST', 'logs must be 1 (include what the run logged) or 0');
     }
-    const run = RUN_ID.test(id) ? await findRun(deps.db, id) : null;
+    const run = await findRun(deps.db, id);
     if (!run) throw new TaskgateError('RUN_NOT_FOUND', `no run with id ${ctx.params.id}`);
     ctx.body =
       logs === '1'

@@ -6,6 +6,7 @@ import type { Runner, RunRequest } from '../core/runner.js';
 import type { RunRecord } from '../core/runs.js';
 import { SCHEDULER_NAME } from '../core/slots.js';
 import { TaskgateError } from '../errors.js';
+import { wholeNumber } from '../formats.js';
 import type { Caller } from './auth.js';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
@@ -31,7 +32,7 @@ export function preferences(header: string): Preferences {
       .split('=')
       .map((s) => s.trim().toLowerCase());
     if (name === 'respond-async') result.respondAsync = true;
-    if (name === 'wait' && value !== undefined && /^\d+$/.test(value)) result.waitSeconds = Number(value);
+    if (name === 'wait') result.waitSeconds = wholeNumber(value) ?? result.waitSeconds;
   }
   return result;
 }

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry from 'p-retry';
 import { runOutcomeError } from '../core/outcome.js';
 import { ERROR_CODES, type ErrorCode, TaskgateError } from '../errors.js';
+import { wholeNumber } from '../formats.js';
 import { describeFailure, send } from '../outbound.js';
 import { signRequest } from '../signing.js';
 import { DEFAULT_RETRY_DELAY_MS, DEFAULT_WAKE_TIMEOUT_MS, TRANSIENT_STATUSES } from './wakePolicy.js';
@@ -81,7 +82,8 @@ function errorFrom(status: number, body: Json | null): TaskgateError {
 
 function retryAfterMs(headers: Headers): number | null {
   const value = headers.get('retry-after');
-  return value && /^\d+$/.test(value) ? Number(value) * 1000 : null;
+  const seconds = wholeNumber(value);
+  return seconds === null ? null : seconds * 1000;
 }
 
 const seconds = (ms: number) => Math.round(ms / 100) / 10;

@@ -1,3 +1,4 @@
+import { UUID } from '../../formats.js';
 import { redactFields } from '../../logger.js';
 import { isRandomToken } from '../../secretStrength.js';
 
@@ -8,8 +9,6 @@ const JWT = /\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*/g;
 const AUTHORIZATION = /\b(Bearer|Basic|Token)\s+[\w~+/.=-]{8,}/gi;
 /** Runs of the characters keys and tokens are written in, long enough to hold 64 random bits. */
 const WORD = /[\w+/=-]{16,}/g;
-/** Run ids and request ids are UUIDs: they stay readable (a UUID that is a credential is named below). */
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** What a random-looking word must hold to be taken for a credential: the least a token is worth. */
 const TOKEN_BITS = 64;
 
@@ -30,6 +29,7 @@ export class Redactor {
     let out = text;
     for (const credential of this.known) out = out.replaceAll(credential, REDACTED);
     out = out.replace(JWT, REDACTED).replace(AUTHORIZATION, `$1 ${REDACTED}`);
+    // Run ids and request ids are UUIDs: they stay readable (a UUID that is a credential is known).
     return out.replace(WORD, (word) =>
       !UUID.test(word) && isRandomToken(word, TOKEN_BITS) ? REDACTED : word,
     );

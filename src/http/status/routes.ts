@@ -7,7 +7,7 @@ import { cancelRun, pause, rerunRequest, resume } from '../../core/controls.js';
 import { recentPauseEventsOf } from '../../core/pauses.js';
 import type { Registry } from '../../core/registry.js';
 import type { Runner } from '../../core/runner.js';
-import { findRun, findRunLog, recentRunsOf, UUID } from '../../core/runs.js';
+import { findRun, findRunLog, recentRunsOf } from '../../core/runs.js';
 import { recentSlotsOf } from '../../core/slots.js';
 import type { Db } from '../../db/sql.js';
 import { TaskgateError } from '../../errors.js';
@@ -169,7 +169,7 @@ export function statusRoutes(deps: StatusDeps): Middleware {
     const viewer = await viewerOr401(ctx);
     if (!viewer) return;
     const id = ctx.params.id!;
-    const run = UUID.test(id) ? await findRun(deps.db, id) : null;
+    const run = await findRun(deps.db, id);
     if (!run) throw new TaskgateError('RUN_NOT_FOUND', `no run with id ${id}`);
     const log = await findRunLog(deps.db, id);
     ctx.type = 'html';
