@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
+import pRetry from 'p-retry';
 import type { Config } from './config.js';
 import { loadConfiguredTasks, type Registry } from './core/registry.js';
 import { type RunListener, Runner } from './core/runner.js';
@@ -155,29 +155,42 @@ async function untilReachable(
   attempt: () => Promise<void>,
 ): Promise<void> {
   const started = performance.now();
-  for (let n = 1; ; n++) {
+  const causeOf = (error: Error) => (error.cause as Error | undefined) ?? error;
+  let tries = 0;
+  try {
+    await pRetry(
+      () => {
+        tries++;
+        return unlessAborted(attempt(), signal);
+      },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        minTimeout: 500,
+        factor: 2,
+        maxTimeout: 8_000,
+        maxRetryTime: budgetMs,
+        signal,
+        // Called only when a retry follows (p-retry checks the budget first).
+        shouldRetry: ({ error, retriesConsumed }) => {
+          if (!isDatabaseUnavailable(error)) return false;
+          const left = budgetMs - (performance.now() - started);
+          const retryInMs = Math.round(Math.min(8_000, 500 * 2 ** retriesConsumed, left));
+          logger.warn(
+            { attempt: tries, retryInMs, error: causeOf(error).message },
+            'database not reachable yet: retrying',
+          );
+          return true;
+        },
+      },
+    );
+  } catch (error) {
     signal?.throwIfAborted();
-    try {
-      return await unlessAborted(attempt(), signal);
-    } catch (error) {
-      signal?.throwIfAborted();
-      if (!isDatabaseUnavailable(error)) throw error;
-      const cause = ((error as Error).cause as Error | undefined) ?? (error as Error);
-      const elapsed = performance.now() - started;
-      const waitMs = Math.min(8_000, 500 * 2 ** (n - 1), Math.max(0, budgetMs - elapsed));
-      if (elapsed >= budgetMs || waitMs <= 0) {
-        throw new TaskgateError(
-          'DATABASE_UNAVAILABLE',
-          `the database could not be reached in ${Math.round(elapsed / 1000)} s (${n} tries; last: ${cause.message})`,
-        );
-      }
-      logger.warn(
-        { attempt: n, retryInMs: waitMs, error: cause.message },
-        'database not reachable yet: retrying',
-      );
-      // Only the signal rejects the wait.
-      await delay(waitMs, undefined, { signal }).catch(() => signal?.throwIfAborted());
-    }
+    if (!isDatabaseUnavailable(error)) throw error;
+    const elapsed = performance.now() - started;
+    throw new TaskgateError(
+      'DATABASE_UNAVAILABLE',
+      `the database could not be reached in ${Math.round(elapsed / 1000)} s (${tries} tries; last: ${causeOf(error as Error).message})`,
+    );
   }
 }
 

@@ -25,6 +25,7 @@
 
 import pg from 'pg';
 import type { Sql, SqlClient } from '../../src/db/sql.js';
+import { againAfterDeadlock } from './deadlocks.js';
 import { nextBatchSize } from './pacing.js';
 
 const quote = (name: string) => pg.escapeIdentifier(name);
@@ -72,10 +73,6 @@ export interface RuleResult {
   /** False when the signal stopped it between batches; a rerun finishes the job. */
   complete: boolean;
 }
-
-/** A deadlock with the application rolls a batch back whole; it is run again. */
-const RETRYABLE = new Set(['40P01', '40001']);
-const MAX_ATTEMPTS = 5;
 
 interface Plan {
   keyType: string;
@@ -141,7 +138,7 @@ export async function deleteInBatches(db: Sql, rule: DeleteRule, options: BatchO
   let size = options.batchSize;
   for (;;) {
     if (signal?.aborted) return result;
-    const batch = await withRetries(
+    const batch = await againAfterDeadlock(
       () =>
         db.transaction(
           async (tx) => {
@@ -200,20 +197,6 @@ export async function deleteInBatches(db: Sql, rule: DeleteRule, options: BatchO
   }
   result.complete = true;
   return result;
-}
-
-async function withRetries<T>(
-  fn: () => Promise<T>,
-  onRetry?: (error: Error, attempt: number) => void,
-): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (error) {
-      if (!RETRYABLE.has((error as { code?: string }).code ?? '') || attempt >= MAX_ATTEMPTS) throw error;
-      onRetry?.(error as Error, attempt);
-    }
-  }
 }
 
 /** How many rows `rule` matches now: read-only, for dry runs and doctor. */

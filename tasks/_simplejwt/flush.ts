@@ -12,6 +12,7 @@ import pg from 'pg';
 
 import type { Sql, SqlClient } from '../../src/db/sql.js';
 import { TaskFailure } from '../../src/task.js';
+import { againAfterDeadlock } from '../_shared/deadlocks.js';
 import { nextBatchSize } from '../_shared/pacing.js';
 
 export { MAX_BATCH_SIZE, MIN_BATCH_SIZE, nextBatchSize } from '../_shared/pacing.js';
@@ -257,18 +258,18 @@ export async function flushExpiredTokens(db: Sql, options: FlushOptions): Promis
   });
   try {
     while (lower !== null && !signal?.aborted) {
-      const from = String(lower);
-      let batch: Awaited<ReturnType<typeof runBatch>>;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          batch = await runBatch(db, statements, { from, batchSize: size, cutoff: at });
-          break;
-        } catch (error) {
-          if (!RETRYABLE.has((error as { code?: string }).code ?? '') || attempt >= MAX_ATTEMPTS) throw error;
+      const from: string = String(lower);
+      // A deadlock can happen when the application deletes a user (Django deletes the blacklist
+      // rows, then the tokens: the opposite order) while a batch holds one of that user's expired
+      // tokens. When PostgreSQL aborts the batch, it is rolled back whole and run again, and finds
+      // the tokens the application has deleted meanwhile gone.
+      const batch: BatchOutcome = await againAfterDeadlock(
+        () => runBatch(db, statements, { from, batchSize: size, cutoff: at }),
+        (error, attempt) => {
           retries += 1;
-          onRetry?.(error as Error, attempt);
-        }
-      }
+          onRetry?.(error, attempt);
+        },
+      );
       if (batch.upper === null) {
         lower = null;
         break;
@@ -297,21 +298,15 @@ export async function flushExpiredTokens(db: Sql, options: FlushOptions): Promis
   return counts();
 }
 
-/**
- * A deadlock can happen when the application deletes a user (Django deletes the blacklist rows,
- * then the tokens: the opposite order) while a batch holds one of that user's expired tokens.
- * PostgreSQL then aborts one of the two; when it is the batch, the batch is rolled back whole
- * and run again, and finds the tokens the application has deleted meanwhile gone.
- */
-const RETRYABLE = new Set(['40P01', '40001']);
-const MAX_ATTEMPTS = 5;
+/** What one batch did: the last id it examined (null past the end), its deletions, its time. */
+type BatchOutcome = { upper: string | null; tokens: number; blacklisted: number; ms: number };
 
 /** One batch, one transaction: rolled back whole on any error. */
 async function runBatch(
   db: Sql,
   sql: { upperBound: string; deleteTokens: string; deleteBlacklistRows: string },
   { from, batchSize, cutoff }: { from: string; batchSize: number; cutoff: string },
-): Promise<{ upper: string | null; tokens: number; blacklisted: number; ms: number }> {
+): Promise<BatchOutcome> {
   const started = performance.now();
   return db.transaction(
     async (tx) => {
