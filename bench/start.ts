@@ -18,6 +18,7 @@ import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import {
   BARE_KOA,
+  BENCH_TASKS,
   CLI,
   loadLine,
   median,
@@ -82,7 +83,8 @@ async function main(): Promise<boolean> {
   requireBuild();
   const database = await openBenchDatabase();
   try {
-    const env = productionEnv(database.url, { LOG_LEVEL: 'info' });
+    // bench/tasks as the project's own tasks (JavaScript): the built-in ones come from dist/, as deployed.
+    const env = productionEnv(database.url, { LOG_LEVEL: 'info', TASKS_DIR: BENCH_TASKS });
     const taskgate = () => startServer(CLI, ['serve'], env);
     const bare = () => startServer(BARE_KOA, [], {});
     const load = loadLine();

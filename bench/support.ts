@@ -21,6 +21,7 @@ export const CLI = process.env.BENCH_CLI
 export const BARE_KOA = path.join(ROOT, 'bench/bare-koa.mjs');
 export const BENCH_TASKS = path.join(ROOT, 'bench/tasks');
 export const PEAK_RSS = path.join(ROOT, 'bench/peak-rss.mjs');
+export const GC_REPORT = path.join(ROOT, 'bench/gc-report.mjs');
 const MB = 1024 * 1024;
 
 /** Stops with a plain message when the product is not compiled: the benchmarks measure dist/. */
@@ -91,18 +92,19 @@ export interface Started {
 }
 
 /**
- * Starts `node <script> [args]` with PORT and HOST set, as a platform would, and times it to
+ * Starts `node [nodeArgs] <script> [args]` with PORT and HOST set, as a platform would, and times it to
  * the first 200 of /healthz and then of /readyz. Its output goes to /dev/null.
  */
 export async function startServer(
   script: string,
   args: string[],
   env: Record<string, string>,
+  nodeArgs: string[] = [],
 ): Promise<Started> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const started = performance.now();
-  const child = spawn(process.execPath, [script, ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'ignore', 'inherit'],

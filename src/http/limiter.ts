@@ -4,8 +4,8 @@ import { LRUCache } from 'lru-cache';
 import { TaskgateError } from '../errors.js';
 
 /**
- * How many addresses the limiter remembers at most. A few hundred bytes each (see the
- * limiter test), so about 2 MB at the cap whatever a flood of forged or rotating addresses.
+ * How many addresses the limiter remembers at most, whatever a flood of forged or rotating
+ * addresses: a few MB at the cap (flood after flood, bench/limiter.ts).
  */
 export const MAX_TRACKED_ADDRESSES = 10_000;
 
