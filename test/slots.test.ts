@@ -8,7 +8,7 @@ import { InternalClock } from '../src/core/clock.js';
 import { loadRegistry, type Registry, validateTask } from '../src/core/registry.js';
 import { Runner } from '../src/core/runner.js';
 import { Schedule } from '../src/core/schedule.js';
-import { databaseNow, earlyWindowMs, recentSlotsOf, slotAt } from '../src/core/slots.js';
+import { databaseNow, earlyWindowMs, recentSlotsOf, slotAt, slotSpanAt } from '../src/core/slots.js';
 import { localTime } from '../src/core/zone.js';
 import { createLogger } from '../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
@@ -136,6 +136,43 @@ describe('slots: which scheduled moment a fire is for', () => {
     expect(slotAt(minutely, at('2026-12-08T00:00:31Z'))?.toISOString()).to.equal('2026-12-08T00:01:00.000Z');
     expect(slotAt(minutely, at('2026-12-08T00:00:29Z'))?.toISOString()).to.equal('2026-12-08T00:00:00.000Z');
   });
+
+  it('gives the span of fire times that are for one slot, exactly, DST days and repeated looks included', () => {
+    // By the rule itself, without the span or its memo: the next moment when within its early window, else the latest.
+    const byRule = (schedule: Schedule, now: Date) => {
+      const next = schedule.next(now);
+      if (next && next.getTime() - now.getTime() <= earlyWindowMs(schedule, next)) return next;
+      return schedule.previous(now);
+    };
+    const schedules = [
+      daily,
+      minutely,
+      new Schedule('*/7 * * * *'),
+      new Schedule('30 2 * * *', 'Europe/Berlin'),
+      new Schedule('0,30 1 * * *', 'America/New_York'),
+    ];
+    const starts = [at('2026-03-28T20:00:00Z'), at('2026-10-31T22:00:00Z'), at('2026-12-07T23:40:00Z')];
+    for (const schedule of schedules) {
+      for (const start of starts) {
+        // Looks walking forward, then one far back, in steps that land on edges and between them.
+        const looks = Array.from({ length: 120 }, (_, i) => new Date(start.getTime() + i * 97_000));
+        for (const look of [...looks, start]) {
+          const span = slotSpanAt(schedule, look)!;
+          const label = `${schedule.expression} ${schedule.zone} at ${look.toISOString()}`;
+          expect(span.slot.toISOString(), label).to.equal(byRule(schedule, look)?.toISOString());
+          expect(byRule(schedule, span.from)?.toISOString(), `${label}: from`).to.equal(
+            span.slot.toISOString(),
+          );
+          const last = new Date(span.until!.getTime() - 1);
+          expect(byRule(schedule, last)?.toISOString(), `${label}: until`).to.equal(span.slot.toISOString());
+          expect(byRule(schedule, span.until!)?.getTime(), `${label}: next`).to.be.above(span.slot.getTime());
+          expect(byRule(schedule, new Date(span.from.getTime() - 1))?.getTime()).to.be.below(
+            span.slot.getTime(),
+          );
+        }
+      }
+    }
+  });
 });
 
 describe('slots on a real PostgreSQL', () => {
@@ -189,6 +226,49 @@ describe('slots on a real PostgreSQL', () => {
     );
     // Every fire but the first was answered with its run, or found the task busy with it.
     expect(runs[0]!.duplicate_fires).to.be.within(1, 5);
+  });
+
+  it('answers a fire of a slot that already ran in one statement and no transaction, counting it', async () => {
+    const schedule = registry.require('minutely').schedule!;
+    // Away from the moments (:00 and :30, the early window's edge) where the slot of a fire changes.
+    while ([28, 29, 30, 31, 58, 59, 0, 1].includes((await databaseNow(db.sql)).getUTCSeconds())) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    const slot = slotAt(schedule, await databaseNow(db.sql))!;
+    const before = new Date(schedule.previous(new Date(slot.getTime() - 1))!);
+    const { rows } = await db.sql.query<{ id: string }>(
+      `insert into taskgate.task_run (task, trigger, status, idempotency_key, slot)
+       values ('minutely', 'github', 'succeeded', $1, $2), ('minutely', 'github', 'succeeded', $3, $4)
+       returning id`,
+      [`slot:${slot.toISOString()}`, slot, `slot:${before.toISOString()}`, before],
+    );
+    const sent: string[] = [];
+    const counted = new Proxy(db.sql, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (property === 'query' || property === 'transaction') sent.push(String(property));
+          return value.apply(target, args);
+        };
+      },
+    });
+    const config = loadConfig({ NODE_ENV: 'test', CRON_SECRET_KEY: TEST_SECRET });
+    const logger = createLogger({ level: 'info', pretty: false, destination: logs });
+    const runner = new Runner({ db: counted, registry, logger, config });
+    runners.push(runner);
+    const fired = await runner.start({ task: 'minutely', trigger: 'vercel', scheduled: {} });
+    expect(fired.replayed).to.equal(true);
+    expect(fired.run.id).to.equal(rows[0]!.id);
+    expect(sent, 'the look-up, checked on the database clock, that counts it').to.deep.equal(['query']);
+    const counts = await db.sql.query<{ duplicate_fires: number }>(
+      'select duplicate_fires from taskgate.task_run where task = $1 order by slot desc',
+      ['minutely'],
+    );
+    expect(counts.rows.map((r) => r.duplicate_fires)).to.deep.equal([1, 0]);
+    // A fire for the older slot by name (as catch-up gives it) is answered with that slot's run.
+    const older = await runner.start({ task: 'minutely', trigger: 'catch-up', scheduled: { slot: before } });
+    expect([older.replayed, older.run.id]).to.deep.equal([true, rows[1]!.id]);
   });
 
   it('runs a slot again, as the next attempt, when its run failed', async () => {

@@ -11,7 +11,7 @@ import {
   type RunRecord,
 } from './runs.js';
 import type { Schedule } from './schedule.js';
-import { countDuplicateFire, databaseNow, slotAt, slotKey } from './slots.js';
+import { answerRanSlot, countDuplicateFire, databaseNow, slotAt, slotKey } from './slots.js';
 
 // Claiming a run: in one transaction, an idempotency key's earlier run is replayed, a pause
 // refuses it, the task's lease is taken (src/core/leases.ts), runs of a dead owner are marked
@@ -49,6 +49,11 @@ export async function claimRun(
   const name = asked.task;
   let key = asked.idempotencyKey;
   const { params, dryRun } = asked;
+  if (scheduled) {
+    // Most fires of a slot come after its run succeeded: answered without the claim's transaction.
+    const ran = await answerRanSlot(db, name, scheduled);
+    if (ran) return { replay: ran };
+  }
   const claimed = await db
     .transaction<Claim>(async (tx) => {
       if (scheduled) {

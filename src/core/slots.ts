@@ -2,6 +2,7 @@ import type { SqlClient } from '../db/sql.js';
 import { UUID } from '../formats.js';
 import { defaultGraceMs } from './overdue.js';
 import type { RegisteredTask } from './registry.js';
+import { fromRow, type RunRecord } from './runs.js';
 import type { Schedule } from './schedule.js';
 
 /**
@@ -39,11 +40,49 @@ export function earlyWindowMs(schedule: Schedule, slot: Date): number {
   return Math.min(EARLY_WINDOW_MAX_MS, gap / 2);
 }
 
+/**
+ * The slot a fire at `at` is for, and the span of fire times that are all for it: from its early
+ * window's opening to the next slot's. A fire at `at` is for the latest scheduled moment at or
+ * before it, or for the next one when it comes at most that one's early window before it.
+ */
+export interface SlotSpan {
+  slot: Date;
+  /** The first fire time that is for `slot`. */
+  from: Date;
+  /** The first fire time that is for the next slot; null when there is none. */
+  until: Date | null;
+}
+
+/** Each schedule's latest span: the fires of a slot come close together, and croner's walk costs ~0.1 ms. */
+const latestSpans = new WeakMap<Schedule, SlotSpan>();
+
+const within = (span: SlotSpan, at: Date) =>
+  at.getTime() >= span.from.getTime() && (span.until === null || at.getTime() < span.until.getTime());
+
+/** The span of fire times that `at` is in; null when the schedule has no slot yet. */
+export function slotSpanAt(schedule: Schedule, at: Date): SlotSpan | null {
+  const cached = latestSpans.get(schedule);
+  if (cached && within(cached, at)) return cached;
+  const next = schedule.next(at);
+  const early = next !== null && next.getTime() - at.getTime() <= earlyWindowMs(schedule, next);
+  const slot = early ? next : schedule.previous(at);
+  if (!slot) return null;
+  const after = early ? schedule.next(slot) : next;
+  const span: SlotSpan = {
+    slot,
+    from: new Date(slot.getTime() - earlyWindowMs(schedule, slot)),
+    // The next slot's early window, from the gap to it: the slot is the one before it.
+    until: after
+      ? new Date(after.getTime() - Math.min(EARLY_WINDOW_MAX_MS, (after.getTime() - slot.getTime()) / 2))
+      : null,
+  };
+  latestSpans.set(schedule, span);
+  return span;
+}
+
 /** The slot a scheduled fire at `now` (the database clock) is for; null when the schedule has none yet. */
 export function slotAt(schedule: Schedule, now: Date): Date | null {
-  const next = schedule.next(now);
-  if (next && next.getTime() - now.getTime() <= earlyWindowMs(schedule, next)) return next;
-  return schedule.previous(now);
+  return slotSpanAt(schedule, now)?.slot ?? null;
 }
 
 /** The database clock, as the slot of a fire is decided on it. */
@@ -53,9 +92,45 @@ export async function databaseNow(db: SqlClient): Promise<Date> {
 }
 
 /**
- * Counts a fire of a slot that was answered with its existing run. The count is for reading: in a
- * transaction it is committed without waiting for the disk (`synchronous_commit = off`), so that a
- * duplicate fire is answered as fast as a read (a crash may lose the last few counts, never a run).
+ * A fire of a slot whose run succeeded (what most fires of a slot are, after the first), answered
+ * in one statement and no transaction: the slot is the one this host's clock says, and the
+ * database takes its run only if its own clock says the same (its reading is inside the slot's
+ * span), then counts the fire, committed without waiting for the disk as countDuplicateFire's
+ * count is. Null for every other fire (the slot's first, a retry of a failed one, a host clock
+ * that disagrees at a slot's edge): the claim decides those in its transaction, on the database
+ * clock. `fire.slot` names the slot instead (catch-up).
+ */
+export async function answerRanSlot(
+  db: SqlClient,
+  task: string,
+  fire: { schedule: Schedule; slot?: Date },
+): Promise<RunRecord | null> {
+  const span = fire.slot
+    ? { slot: fire.slot, from: null, until: null }
+    : slotSpanAt(fire.schedule, new Date());
+  if (!span) return null;
+  const { rows } = await db.query(
+    `with clock as (
+       select now() as now, set_config('synchronous_commit', 'off', true) as relaxed),
+     ran as (
+       select r.* from taskgate.task_run r, clock
+        where r.task = $1 and r.idempotency_key = $2 and r.status = 'succeeded'
+          and ($3::timestamptz is null or clock.now >= $3)
+          and ($4::timestamptz is null or clock.now < $4)
+        order by r.attempt desc limit 1),
+     counted as (
+       update taskgate.task_run t set duplicate_fires = t.duplicate_fires + 1 from ran where t.id = ran.id)
+     select * from ran`,
+    [task, slotKey(span.slot), span.from, span.until],
+  );
+  return rows[0] ? fromRow(rows[0]) : null;
+}
+
+/**
+ * Counts a fire of a slot that was answered with its existing run. The count is for reading: in
+ * its own transaction (the two statements of one simple query are one) or the claim's, it is
+ * committed without waiting for the disk (`synchronous_commit = off`), so that a duplicate fire
+ * is answered as fast as a read (a crash may lose the last few counts, never a run).
  */
 export async function countDuplicateFire(db: SqlClient, runId: string): Promise<void> {
   // One round trip: the simple protocol takes two statements, but no parameters, so the id (a
