@@ -109,18 +109,14 @@ export async function answerRanSlot(
     ? { slot: fire.slot, from: null, until: null }
     : slotSpanAt(fire.schedule, new Date());
   if (!span) return null;
+  // One row at most: a key has one succeeded run (the unique index on keys of running and
+  // succeeded runs). set_config holds for this statement's own transaction, up to its commit.
   const { rows } = await db.query(
-    `with clock as (
-       select now() as now, set_config('synchronous_commit', 'off', true) as relaxed),
-     ran as (
-       select r.* from taskgate.task_run r, clock
-        where r.task = $1 and r.idempotency_key = $2 and r.status = 'succeeded'
-          and ($3::timestamptz is null or clock.now >= $3)
-          and ($4::timestamptz is null or clock.now < $4)
-        order by r.attempt desc limit 1),
-     counted as (
-       update taskgate.task_run t set duplicate_fires = t.duplicate_fires + 1 from ran where t.id = ran.id)
-     select * from ran`,
+    `update taskgate.task_run set duplicate_fires = duplicate_fires + 1
+      where task = $1 and idempotency_key = $2 and status = 'succeeded'
+        and ($3::timestamptz is null or now() >= $3) and ($4::timestamptz is null or now() < $4)
+        and set_config('synchronous_commit', 'off', true) = 'off'
+      returning *`,
     [task, slotKey(span.slot), span.from, span.until],
   );
   return rows[0] ? fromRow(rows[0]) : null;
