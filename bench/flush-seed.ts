@@ -6,10 +6,10 @@ import type pg from 'pg';
  * pg_restore fills a table (rows first, then indexes and foreign keys), which takes seconds where
  * row-by-row index upkeep and a million deferred foreign key checks would take minutes.
  */
-export const DJANGO_DDL = new URL('../test/fixtures/django-token-tables.sql', import.meta.url);
+const DJANGO_DDL = new URL('../test/fixtures/django-token-tables.sql', import.meta.url);
 export const OUTSTANDING = 'token_blacklist_outstandingtoken';
 export const BLACKLIST = 'token_blacklist_blacklistedtoken';
-export const USERS = 10_000;
+const USERS = 10_000;
 
 /** The token tables' secondary indexes and constraints (all but primary keys), to drop and recreate. */
 function secondaryObjectsSql(): string {

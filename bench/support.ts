@@ -20,7 +20,7 @@ export const CLI = process.env.BENCH_CLI
   : path.join(ROOT, 'dist/src/cli/main.js');
 export const BARE_KOA = path.join(ROOT, 'bench/bare-koa.mjs');
 export const BENCH_TASKS = path.join(ROOT, 'bench/tasks');
-export const PEAK_RSS = path.join(ROOT, 'bench/peak-rss.mjs');
+const PEAK_RSS = path.join(ROOT, 'bench/peak-rss.mjs');
 export const GC_REPORT = path.join(ROOT, 'bench/gc-report.mjs');
 const MB = 1024 * 1024;
 

@@ -8,7 +8,7 @@ export type { Logger };
  * Paths pino replaces with "[redacted]" wherever they appear in a log line: request headers
  * that carry credentials and any field named like a secret.
  */
-export const REDACTED_PATHS = [
+const REDACTED_PATHS = [
   'req.headers.authorization',
   'req.headers["x-cron-secret"]',
   'req.headers["x-cron-signature"]',

@@ -45,6 +45,7 @@ const taskOverrides = z
 
 export type TaskOverrides = z.output<typeof taskOverrides>;
 
+/** @public scripts/build.mjs writes taskgate.config.schema.json from it. */
 export const projectSchema = z
   .strictObject({
     $schema: z.string().optional(),

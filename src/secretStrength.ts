@@ -503,7 +503,11 @@ function humanTextBits(text: string, k: number): number {
 const require = createRequire(import.meta.url);
 let model: ZxcvbnFactory | undefined;
 
-/** Whether zxcvbn and its dictionaries have been loaded (only a secret that does not look random does). */
+/**
+ * Whether zxcvbn and its dictionaries have been loaded (only a secret that does not look random
+ * does). For test/config.test.ts, which imports it in a process of its own.
+ * @public
+ */
 export function strengthModelLoaded(): boolean {
   return model !== undefined;
 }

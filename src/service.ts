@@ -32,7 +32,7 @@ export interface Database {
  * The embedded database is taskgate's own: it gets the tables its tasks work on (each task's
  * `prepareDevDatabase`), which on a DATABASE_URL the application makes itself. Nothing elsewhere.
  */
-export async function prepareDevTables(
+async function prepareDevTables(
   database: Pick<Database, 'db' | 'embedded'>,
   registry: Registry,
 ): Promise<void> {

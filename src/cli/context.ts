@@ -5,7 +5,7 @@ import { createLogger, type Logger } from '../logger.js';
 import type { Services } from '../service.js';
 
 /** Reads `.env` from the working folder when there is one; the environment wins over it. */
-export function loadDotEnv(file = '.env'): void {
+function loadDotEnv(file = '.env'): void {
   if (existsSync(file)) process.loadEnvFile(file);
 }
 

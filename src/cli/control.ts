@@ -19,7 +19,7 @@ const reasonOption = {
 } as const;
 
 /** `--until`: an ISO 8601 date-time, or a time from now such as 30m, 2h, 1d. */
-export function parseUntil(value: string | undefined, now = Date.now()): string | undefined {
+function parseUntil(value: string | undefined, now = Date.now()): string | undefined {
   if (value === undefined) return undefined;
   const relative = /^(\d+)(m|h|d)$/.exec(value.trim());
   if (!relative) return value;

@@ -179,6 +179,6 @@ export async function serve(): Promise<void> {
 }
 
 /** How often `serve` looks for runs whose lease expired: twice a lease, at most every 15 s. */
-export function sweepIntervalMs(leaseMs: number): number {
+function sweepIntervalMs(leaseMs: number): number {
   return Math.min(15_000, Math.max(500, Math.floor(leaseMs / 2)));
 }

@@ -24,7 +24,7 @@ import { databaseNow, earlyWindowMs, slotCovered } from './slots.js';
 /** setTimeout's longest delay; longer waits are chained. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** A wall-clock jump beyond the monotonic clock longer than this means the process was suspended. */
-export const SUSPEND_GAP_MS = 30_000;
+const SUSPEND_GAP_MS = 30_000;
 /** A fire refused because the database was away is tried again after these pauses. */
 const RETRY_MS = [5_000, 15_000, 45_000];
 

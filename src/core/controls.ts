@@ -13,7 +13,7 @@ import { findRun, type RunRecord } from './runs.js';
  */
 
 /** The longest reason kept with a control. */
-export const REASON_MAX_CHARS = 500;
+const REASON_MAX_CHARS = 500;
 
 export interface ControlRequest {
   /** Who asked: `http` or `cli`. */
@@ -22,7 +22,7 @@ export interface ControlRequest {
 }
 
 /** A reason as it is kept: trimmed, null when empty, refused when too long or not text. */
-export function checkReason(reason: unknown, options: { required?: boolean } = {}): string | null {
+function checkReason(reason: unknown, options: { required?: boolean } = {}): string | null {
   if (reason !== undefined && reason !== null && typeof reason !== 'string') {
     throw new TaskgateError('BAD_REQUEST', 'reason must be text', { field: 'reason' });
   }
@@ -40,7 +40,7 @@ export function checkReason(reason: unknown, options: { required?: boolean } = {
 }
 
 /** `until` as an instant: an ISO 8601 date-time with its offset (or Z). */
-export function checkUntil(until: unknown): Date | null {
+function checkUntil(until: unknown): Date | null {
   if (until === undefined || until === null || until === '') return null;
   const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/i;
   if (typeof until !== 'string' || !iso.test(until) || Number.isNaN(Date.parse(until))) {

@@ -104,8 +104,3 @@ export async function renewLeases(
     ]),
   );
 }
-
-/** Gives a lease back without recording an end (the run could not be recorded at all). */
-export async function releaseLease(db: SqlClient, runId: string): Promise<void> {
-  await db.query('delete from taskgate.task_lease where run_id = $1', [runId]);
-}

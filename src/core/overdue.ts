@@ -5,8 +5,8 @@ import type { Schedule } from './schedule.js';
  * (an hour is common, several hours happen) and drops some, so a task only counts as overdue once
  * its due moment plus a grace period has passed without a successful run.
  */
-export const MIN_DEFAULT_GRACE_MS = 60 * 60_000;
-export const MAX_DEFAULT_GRACE_MS = 6 * 60 * 60_000;
+const MIN_DEFAULT_GRACE_MS = 60 * 60_000;
+const MAX_DEFAULT_GRACE_MS = 6 * 60 * 60_000;
 
 export interface OverdueState {
   /** When the next run was due after the last success (or first run); null when unknown. */

@@ -8,9 +8,9 @@ import type { Inflight } from './runExecution.js';
 // Stopping the runs of a process that shuts down, in bounded steps whatever the tasks do.
 
 /** After the grace period and the abort, how long tasks get to stop before their SQL is cancelled. */
-export const ABORT_SETTLE_MS = 2_000;
+const ABORT_SETTLE_MS = 2_000;
 /** After cancelling their SQL, how long before runs that still have not stopped are recorded interrupted. */
-export const CANCEL_SETTLE_MS = 1_000;
+const CANCEL_SETTLE_MS = 1_000;
 
 /**
  * Lets the runs in `inflight` finish for up to `graceMs`, then aborts them; ABORT_SETTLE_MS later

@@ -16,9 +16,6 @@ import { validateParams } from './runRequest.js';
 import { stopRuns } from './runShutdown.js';
 import { abandonExpiredRuns, findRun, type RunRecord, requestCancel } from './runs.js';
 
-export { RunCancelled } from './runExecution.js';
-export { ABORT_SETTLE_MS, CANCEL_SETTLE_MS } from './runShutdown.js';
-
 export interface RunRequest {
   task: string;
   /** Raw parameters, validated against the task's schema (unknown keys refused). */

@@ -41,7 +41,7 @@ export interface RunRecord {
   duplicateFires: number;
 }
 
-export interface CancelRequest {
+interface CancelRequest {
   requestedAt: string;
   by: string;
   reason: string | null;
@@ -187,7 +187,7 @@ export async function finishRun(
  * What whoever marks a run abandoned knows: its lease expired. Its process may still replace it
  * with what happened (explainAbandoned).
  */
-export const ABANDONED_ERROR =
+const ABANDONED_ERROR =
   'its lease expired: the process running it stopped, or could not reach the database, before it finished';
 
 /**

@@ -25,7 +25,7 @@ import type { Schedule } from './schedule.js';
 export const MAX_SLOTS = 100;
 
 /** The most a fire may come before its slot and still be for it. */
-export const EARLY_WINDOW_MAX_MS = 5 * 60_000;
+const EARLY_WINDOW_MAX_MS = 5 * 60_000;
 
 /** The idempotency key of a slot's runs. */
 export const slotKey = (slot: Date): string => `slot:${slot.toISOString()}`;
@@ -162,7 +162,7 @@ export async function slotCovered(
 }
 
 /** What became of one slot. */
-export type SlotFate =
+type SlotFate =
   /** A run of it succeeded (`caughtUp` when catch-up ran it). */
   | 'ran'
   | 'running'

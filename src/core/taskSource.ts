@@ -23,10 +23,10 @@ const DECLARATION = /\.d\.[mc]?ts$/;
 /** Running from source under tsx: TypeScript modules import as they are. */
 const UNDER_TSX = import.meta.url.endsWith('.ts');
 
-export const isTypeScript = (file: string) => TYPESCRIPT.test(file) && !DECLARATION.test(file);
+const isTypeScript = (file: string) => TYPESCRIPT.test(file) && !DECLARATION.test(file);
 
 /** Where `source` (a file of the project) is compiled to. */
-export function compiledPath(root: string, source: string): string {
+function compiledPath(root: string, source: string): string {
   const relative = path
     .relative(root, source)
     .replace(/\.ts$/, '.js')

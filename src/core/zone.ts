@@ -50,7 +50,7 @@ export function wallDate(instant: Date, zone: string): Date {
 }
 
 /** The zone's offset from UTC at `instant`, in ms (Berlin in winter: +3,600,000). */
-export function offsetAt(instant: Date, zone: string): number {
+function offsetAt(instant: Date, zone: string): number {
   return wallDate(instant, zone).getTime() - instant.getTime();
 }
 

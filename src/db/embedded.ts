@@ -75,7 +75,7 @@ async function importWithoutSignalHandlers(): Promise<EmbeddedPostgresClass> {
   return EmbeddedPostgres;
 }
 
-export async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
+async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   try {

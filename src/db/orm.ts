@@ -5,7 +5,7 @@ import { migrationsList } from './migrations/index.js';
 export type { MikroORM };
 
 /** taskgate keeps its own tables, and MikroORM's migrations table, in this schema, apart from the application's. */
-export const TASKGATE_SCHEMA = 'taskgate';
+const TASKGATE_SCHEMA = 'taskgate';
 
 /** MikroORM options for a database URL: shared by the service, the CLI and the MikroORM CLI config. */
 export function ormOptions(clientUrl: string, overrides: Partial<Options> = {}): Options {

@@ -130,7 +130,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 /** The error every caller sees when the database is not there: 503 with Retry-After. */
-export function databaseUnavailable(cause?: unknown): TaskgateError {
+function databaseUnavailable(cause?: unknown): TaskgateError {
   return new TaskgateError(
     'DATABASE_UNAVAILABLE',
     'the database is not reachable right now; try again shortly',

@@ -52,9 +52,7 @@ type Refusal =
  * unknown task from a known one, or an unset secret from a set one. Being the same every time,
  * it is made once: refusing a flood of bad requests then costs no stack capture per request.
  */
-export const UNAUTHORIZED = Object.freeze(
-  new TaskgateError('UNAUTHORIZED', 'missing or invalid credentials'),
-);
+const UNAUTHORIZED = Object.freeze(new TaskgateError('UNAUTHORIZED', 'missing or invalid credentials'));
 
 /** The headers that carry credentials; each may be sent once. */
 const CREDENTIAL_HEADERS = [

@@ -3,7 +3,7 @@ import type { Middleware } from 'koa';
 import { TaskgateError } from '../errors.js';
 
 /** Task params are a few fields; anything larger is a mistake or an attack. */
-export const BODY_LIMIT_BYTES = 16 * 1024;
+const BODY_LIMIT_BYTES = 16 * 1024;
 
 interface BodyError {
   status?: number;

@@ -5,7 +5,7 @@ import type { SeenSignatures } from './seenSignatures.js';
  * How far QStash's clock may be from ours when its token's `nbf` and `exp` are checked. Its
  * tokens live five minutes; this only absorbs a skew.
  */
-export const QSTASH_CLOCK_TOLERANCE_SECONDS = 30;
+const QSTASH_CLOCK_TOLERANCE_SECONDS = 30;
 
 type Receiver = import('@upstash/qstash').Receiver;
 

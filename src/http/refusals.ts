@@ -6,12 +6,12 @@ import { errorBody } from './errors.js';
 import { requestIdOf } from './requestLog.js';
 
 /** How long one address's refusals for one reason are summed up before the sum is logged. */
-export const REFUSAL_LOG_WINDOW_MS = 10_000;
+const REFUSAL_LOG_WINDOW_MS = 10_000;
 /** Distinct (address, reason) pairs kept per window; refusals beyond are summed up together. */
-export const MAX_REFUSAL_KEYS = 1_000;
+const MAX_REFUSAL_KEYS = 1_000;
 
 /** The route label of requests refused before any route was looked up. */
-export const REFUSED_ROUTE = 'refused';
+const REFUSED_ROUTE = 'refused';
 
 interface Tally {
   ip: string;

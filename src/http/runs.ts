@@ -17,14 +17,14 @@ export interface RunRouteDeps {
   registry: Registry;
 }
 
-export interface Preferences {
+interface Preferences {
   respondAsync: boolean;
   /** RFC 7240 `wait=<seconds>`: how long the caller is willing to wait. */
   waitSeconds: number | null;
 }
 
 /** Reads the RFC 7240 `Prefer` header; unknown preferences are ignored, as the RFC asks. */
-export function preferences(header: string): Preferences {
+function preferences(header: string): Preferences {
   const result: Preferences = { respondAsync: false, waitSeconds: null };
   for (const token of header.split(',')) {
     const [name = '', value] = token

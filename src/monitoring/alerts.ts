@@ -17,7 +17,7 @@ export interface AlertPayload {
   [field: string]: unknown;
 }
 
-export function failedPayload(incident: Incident, at: Date): AlertPayload {
+function failedPayload(incident: Incident, at: Date): AlertPayload {
   const d = incident.details;
   return {
     text: `:rotating_light: taskgate: ${incident.task} ${d.status ?? 'failed'}: ${d.error ?? 'no reason recorded'} (run ${d.runId})`,
@@ -29,7 +29,7 @@ export function failedPayload(incident: Incident, at: Date): AlertPayload {
   };
 }
 
-export function overduePayload(incident: Incident, at: Date): AlertPayload {
+function overduePayload(incident: Incident, at: Date): AlertPayload {
   const d = incident.details;
   const last = d.lastSuccessAt ? `last success ${d.lastSuccessAt}` : 'no success yet';
   return {
@@ -42,7 +42,7 @@ export function overduePayload(incident: Incident, at: Date): AlertPayload {
   };
 }
 
-export function recoveredPayload(incident: Incident, at: Date, run: RunRecord | null): AlertPayload {
+function recoveredPayload(incident: Incident, at: Date, run: RunRecord | null): AlertPayload {
   const by = run ? `run ${run.id} succeeded` : 'no longer overdue';
   return {
     text: `:white_check_mark: taskgate: ${incident.task} recovered (${incident.kind}): ${by}`,

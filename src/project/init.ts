@@ -35,7 +35,7 @@ export interface InitOptions {
 }
 
 /** What a project gets when nothing says otherwise: the flush, taskgate's first task, and its own pruning. */
-export const DEFAULT_TASKS = ['flushexpiredtokens_daily', 'prunetaskruns_weekly'];
+const DEFAULT_TASKS = ['flushexpiredtokens_daily', 'prunetaskruns_weekly'];
 
 interface Planned {
   file: string;

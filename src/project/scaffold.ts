@@ -21,8 +21,8 @@ export interface ScaffoldInput {
   workflowPath: string;
 }
 
-export const TYPESCRIPT_VERSION = '5.9.3';
-export const NODE_TYPES_VERSION = '^24.0.0';
+const TYPESCRIPT_VERSION = '5.9.3';
+const NODE_TYPES_VERSION = '^24.0.0';
 
 export function packageJson(input: ScaffoldInput): string {
   const pkg = {

@@ -34,8 +34,6 @@ export const sessionSettings = z.object({
     ),
 });
 
-export type SessionSettings = z.output<typeof sessionSettings>;
-
 export const DJANGO_SESSION_DDL = `create table if not exists "django_session" (
   "session_key" varchar(40) not null primary key,
   "session_data" text not null,
@@ -45,12 +43,12 @@ create index if not exists "django_session_expire_date_a5c62663" on "django_sess
 create index if not exists "django_session_session_key_c0390e0f_like"
   on "django_session" ("session_key" varchar_pattern_ops);`;
 
-export class SessionTableError extends Error {
+class SessionTableError extends Error {
   override name = 'SessionTableError';
 }
 
 /** Fails with a message naming the table when it is not there; taskgate never creates it. */
-export async function checkSessionTable(client: SqlClient, table: string): Promise<void> {
+async function checkSessionTable(client: SqlClient, table: string): Promise<void> {
   const { rows } = await client.query(
     `select current_database() as database, to_regclass($1)::text as found,
             (select count(*)::int from pg_attribute
@@ -78,7 +76,7 @@ export async function checkSessionTable(client: SqlClient, table: string): Promi
  * `expire_date` index; a session locked by the application at that moment is skipped, not waited
  * for (the shared batched delete's indexed walk, ../_shared/batchDelete.ts).
  */
-export function expiredSessionsRule(table: string, cutoff: Date): DeleteRule {
+function expiredSessionsRule(table: string, cutoff: Date): DeleteRule {
   return {
     name: table,
     table,

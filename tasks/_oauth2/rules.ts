@@ -28,7 +28,7 @@ import { atLeast } from '../_shared/pack.js';
 export const ACCESS = 'oauth2_provider_accesstoken';
 export const REFRESH = 'oauth2_provider_refreshtoken';
 export const ID_TOKEN = 'oauth2_provider_idtoken';
-export const GRANT = 'oauth2_provider_grant';
+const GRANT = 'oauth2_provider_grant';
 export const TABLES = [REFRESH, ACCESS, ID_TOKEN, GRANT];
 export const HINT = 'oauth2_provider in INSTALLED_APPS';
 /** The release whose rules apply unless DJANGO_OAUTH_TOOLKIT_VERSION says otherwise. */

@@ -31,7 +31,7 @@ import { nextBatchSize } from './pacing.js';
 const quote = (name: string) => pg.escapeIdentifier(name);
 
 /** A table whose rows point at the deleted ones, and what Django does to them. */
-export interface Dependent {
+interface Dependent {
   table: string;
   column: string;
   onDelete: 'cascade' | 'set null';

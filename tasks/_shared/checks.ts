@@ -10,7 +10,7 @@ import type { CheckResult } from '../../src/task.js';
 
 const quote = (name: string) => pg.escapeIdentifier(name);
 
-export type Privilege = 'SELECT' | 'DELETE' | 'UPDATE';
+type Privilege = 'SELECT' | 'DELETE' | 'UPDATE';
 
 /** A privilege the task uses on a table. */
 export interface Grant {
@@ -25,7 +25,7 @@ export interface ForeignKey {
   references: string;
 }
 
-export class TablesError extends Error {
+class TablesError extends Error {
   override name = 'TablesError';
 }
 
@@ -74,7 +74,7 @@ export async function privilegeCheck(db: SqlClient, task: string, grants: Grant[
 }
 
 /** One line: each foreign key is there and DEFERRABLE, as Django makes it. */
-export async function foreignKeyCheck(db: SqlClient, task: string, keys: ForeignKey[]): Promise<CheckResult> {
+async function foreignKeyCheck(db: SqlClient, task: string, keys: ForeignKey[]): Promise<CheckResult> {
   const { rows } = await db.query<{ table: string; column: string; found: boolean; deferrable: boolean }>(
     `select k.name as table, k.col as column,
             exists (select from pg_constraint c

@@ -24,11 +24,6 @@ export interface TokenTables {
   blacklist: string;
 }
 
-export const DEFAULT_TOKEN_TABLES: TokenTables = {
-  outstanding: 'token_blacklist_outstandingtoken',
-  blacklist: 'token_blacklist_blacklistedtoken',
-};
-
 const quote = (name: string) => pg.escapeIdentifier(name);
 
 /** The bigint range: batches walk ids from the lowest possible one, so none is left out. */
@@ -36,7 +31,7 @@ const MIN_ID = -(2n ** 63n);
 const MAX_ID = 2n ** 63n - 1n;
 
 /** The tables as they resolve on the search path, and the blacklist's foreign keys to the tokens. */
-export function describeTokenTablesSql(): string {
+function describeTokenTablesSql(): string {
   return `select current_database() as database,
                  to_regclass($1)::text as outstanding,
                  to_regclass($2)::text as blacklist,
@@ -50,7 +45,7 @@ export function describeTokenTablesSql(): string {
  * on the second statement's fresh snapshot (the transaction is begun so). SET CONSTRAINTS makes a
  * deferrable key that was declared INITIALLY IMMEDIATE behave as Django's INITIALLY DEFERRED one.
  */
-export function deferConstraintsSql(): string {
+function deferConstraintsSql(): string {
   return 'set constraints all deferred';
 }
 
@@ -59,7 +54,7 @@ export function deferConstraintsSql(): string {
  * (or the last id), from the primary key alone (an index-only scan on a vacuumed table). Null once
  * no row is left from $1 on.
  */
-export function batchUpperBoundSql(tables: TokenTables): string {
+function batchUpperBoundSql(tables: TokenTables): string {
   return `select max(id)::text as upper
       from (select id from ${quote(tables.outstanding)} where id >= $1::bigint order by id limit $2) as examined`;
 }
@@ -70,13 +65,13 @@ export function batchUpperBoundSql(tables: TokenTables): string {
  * statement apart from the bound: one CTE finding the bound and deleting with RETURNING does the
  * same work and used 10 to 25% more server CPU in every comparison run.
  */
-export function deleteExpiredTokensSql(tables: TokenTables): string {
+function deleteExpiredTokensSql(tables: TokenTables): string {
   return `delete from ${quote(tables.outstanding)}
      where id >= $1::bigint and id <= $2::bigint and expires_at <= $3::timestamptz`;
 }
 
 /** $1 lowest id, $2 highest id of the batch. Runs after deleteExpiredTokensSql, in its transaction. */
-export function deleteOrphanedBlacklistRowsSql(tables: TokenTables): string {
+function deleteOrphanedBlacklistRowsSql(tables: TokenTables): string {
   return `delete from ${quote(tables.blacklist)} as b
      where b.token_id >= $1::bigint and b.token_id <= $2::bigint
        and not exists (select from ${quote(tables.outstanding)} as o where o.id = b.token_id)`;
@@ -108,7 +103,7 @@ export interface FlushOptions {
   onRetry?: (error: Error, attempt: number) => void;
 }
 
-export interface BatchReport {
+interface BatchReport {
   batch: number;
   /** Rows of the outstanding table this batch examined at most. */
   size: number;

@@ -37,7 +37,7 @@ export function tablesOf(settings: z.output<typeof simplejwtSettings>): TokenTab
 }
 
 /** Creates both tables as Django would, unless they exist; the user key only when auth_user exists. */
-export const SIMPLEJWT_TABLES_DDL = `do $$
+const SIMPLEJWT_TABLES_DDL = `do $$
 begin
   if to_regclass('token_blacklist_outstandingtoken') is null then
     create table "token_blacklist_outstandingtoken" (

@@ -21,14 +21,14 @@ export interface Contexts {
   steps?: Record<string, { outputs: Record<string, string> }>;
 }
 
-export interface Step {
+interface Step {
   id?: string;
   name?: string;
   env?: Record<string, string>;
   run: string;
 }
 
-export interface Job {
+interface Job {
   name?: string;
   env?: Record<string, string>;
   needs?: string;
@@ -100,7 +100,7 @@ async function evaluateEnv(
   return out;
 }
 
-export interface StepResult {
+interface StepResult {
   name: string;
   code: number | null;
   stdout: string;

@@ -4,10 +4,10 @@ import { execFileSync } from 'node:child_process';
  * Debian's Chromium (`apt-get install chromium`), which the browser tests drive through
  * playwright-core: no browser is downloaded, the system's is used.
  */
-export const CHROMIUM_PATHS = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
+const CHROMIUM_PATHS = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
 
 /** The chromium binary, or null when it is not installed (the suite then says so and skips). */
-export function chromiumBinary(): string | null {
+function chromiumBinary(): string | null {
   for (const candidate of CHROMIUM_PATHS) {
     try {
       execFileSync(candidate, ['--version'], { stdio: 'ignore', timeout: 20_000 });

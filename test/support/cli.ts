@@ -27,7 +27,7 @@ export const WORKDIR = (() => {
 })();
 
 /** This repository's taskgate.config.json: it chooses every built-in task. */
-export const PROJECT_CONFIG = path.join(ROOT, 'taskgate.config.json');
+const PROJECT_CONFIG = path.join(ROOT, 'taskgate.config.json');
 
 /**
  * The environment of a spawned taskgate: only what the test gives, plus the repository's config

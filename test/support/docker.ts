@@ -61,7 +61,7 @@ export function publishedPorts(service: { ports?: unknown[] }): string[] {
 let answers: Promise<boolean> | undefined;
 
 /** Whether a Docker engine answers (asked once per process). */
-export function dockerAnswers(): Promise<boolean> {
+function dockerAnswers(): Promise<boolean> {
   answers ??= docker(['info', '--format', '{{.ServerVersion}}'], 20_000).then(
     (result) => result.code === 0 && result.stdout.trim() !== '',
     () => false,
@@ -80,11 +80,6 @@ export async function requireDocker(context: Mocha.Context, suite: string): Prom
   }
   process.stderr.write(`\n!!! SKIPPED: ${suite} (no Docker engine answers: docker info fails) !!!\n\n`);
   context.skip();
-}
-
-/** The image's size in bytes. */
-export async function imageSize(image: string): Promise<number> {
-  return Number(await dockerOk(['image', 'inspect', '--format', '{{.Size}}', image]));
 }
 
 /** A container's state as `docker inspect` has it. */

@@ -16,7 +16,6 @@ import { LogCapture } from './logs.js';
 import { TEST_SECRET } from './secrets.js';
 
 export { PREVIOUS_SECRET, TEST_SECRET as SECRET } from './secrets.js';
-export { LogCapture };
 
 export interface TestApp {
   callback: ReturnType<ReturnType<typeof createApp>['callback']>;

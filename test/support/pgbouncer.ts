@@ -18,7 +18,7 @@ export interface PgBouncer {
 }
 
 /** The pgbouncer binary, or null when it is not installed (the suite then says so and skips). */
-export function pgbouncerBinary(): string | null {
+function pgbouncerBinary(): string | null {
   for (const candidate of ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer']) {
     try {
       execFileSync(candidate, ['--version'], { stdio: 'ignore' });

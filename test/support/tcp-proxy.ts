@@ -1,7 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 /** Which way bytes stop: both, only from taskgate to the server, or only back. */
-export type Direction = 'both' | 'toServer' | 'toClient';
+type Direction = 'both' | 'toServer' | 'toClient';
 
 /**
  * A TCP proxy between taskgate and PostgreSQL that a test can freeze (bytes stop flowing both

@@ -53,7 +53,7 @@ ${viewer.csrf ? html`<form method="post" action="/status/logout">${csrfField(vie
 </header>`;
 }
 
-export function statusBadge(status: string): Html {
+function statusBadge(status: string): Html {
   const mark: Record<string, string> = {
     succeeded: '✓',
     failed: '✗',

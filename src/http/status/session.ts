@@ -25,8 +25,8 @@ export interface Viewer {
 }
 
 export const SESSION_COOKIE = 'taskgate_status';
-export const SESSION_MS = 8 * 60 * 60 * 1000;
-export const STATUS_REALM = 'taskgate status';
+const SESSION_MS = 8 * 60 * 60 * 1000;
+const STATUS_REALM = 'taskgate status';
 
 /** Made once: a flood of forged forms costs no stack capture each. */
 const CROSS_SITE = Object.freeze(

@@ -83,7 +83,7 @@ table.runs td{border:0;padding:0}table.runs td.what{flex-basis:100%}
 table.runs .rel{display:inline;margin-left:6px}}
 `.trim();
 
-export const STYLE_HASH = `sha256-${createHash('sha256').update(STYLE).digest('base64')}`;
+const STYLE_HASH = `sha256-${createHash('sha256').update(STYLE).digest('base64')}`;
 
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
