@@ -2,10 +2,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { ROOT } from './support/cli.js';
-import { anchors, docPages, links } from './support/docs.js';
+import { anchors, docPages, links, readPage } from './support/docs.js';
 
-describe('links in the README and docs/', () => {
-  const pages = docPages();
+describe('links in the READMEs and docs/', () => {
+  const pages = [...docPages(), readPage('bench/README.md')];
   const anchorsOf = new Map(pages.map((page) => [page.file, anchors(page)]));
 
   it('lead to files of the repository and to headings that exist', () => {

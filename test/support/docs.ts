@@ -33,10 +33,13 @@ export function docPages(): DocPage[] {
     .filter((file) => file.endsWith('.md'))
     .map((file) => `docs/${file.split(path.sep).join('/')}`)
     .sort();
-  return ['README.md', ...pages].map((file) => {
-    const text = readFileSync(path.join(ROOT, file), 'utf8');
-    return { file, text, tokens: markdown.parse(text, {}) };
-  });
+  return ['README.md', ...pages].map(readPage);
+}
+
+/** A Markdown file of the repository, for its links: the benchmarks' README is one. */
+export function readPage(file: string): DocPage {
+  const text = readFileSync(path.join(ROOT, file), 'utf8');
+  return { file, text, tokens: markdown.parse(text, {}) };
 }
 
 const NOT_RUN = /^<!--\s*not run:\s*(.+?)\s*-->\s*$/;
