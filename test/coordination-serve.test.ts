@@ -67,7 +67,8 @@ describe('three taskgate serve processes on one database', function () {
           unexpected.map((a) => a.body),
           'answers other than 200 and 409',
         ).to.deep.equal([]);
-        expect(statuses.filter((s) => s === 200).length, 'runs that succeeded').to.be.at.least(4);
+        // How many win the race depends on the machine's load; what matters is that none overlap.
+        expect(statuses.filter((s) => s === 200).length, 'runs that succeeded').to.be.at.least(2);
 
         const list = await executions(db.url);
         expect(list.length).to.equal(statuses.filter((s) => s === 200).length);

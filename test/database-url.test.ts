@@ -91,7 +91,9 @@ describe('a DATABASE_URL whose database is wrong', () => {
   });
 });
 
-describe('read-only commands against a DATABASE_URL', () => {
+describe('read-only commands against a DATABASE_URL', function () {
+  // Each test starts the CLI up to four times, a few seconds each on a loaded machine.
+  this.timeout(120_000);
   let db: TestDatabase;
   before(async () => {
     db = await createTestDatabase();
