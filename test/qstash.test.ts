@@ -1,45 +1,19 @@
-import { createHash, createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import request from 'supertest';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { buildApp, SECRET, type TestApp } from './support/http.js';
+import {
+  QSTASH_CURRENT_KEY as CURRENT_KEY,
+  QSTASH_NEXT_KEY as NEXT_KEY,
+  qstashToken,
+} from './support/qstash.js';
 
-/** Signing keys as the Upstash console shows them: `sig_` and 28 random base58 characters. */
-const CURRENT_KEY = 'sig_AyJ53ETMCG21Z1MULCXUBurzyan5';
-const NEXT_KEY = 'sig_9fvUqKToYgtuzVurRf64M2GG784A';
 const PUBLIC_URL = 'https://taskgate.example.com';
 /** The development keys the QStash SDK ships (and uses when QSTASH_DEV is set): public knowledge. */
 const SDK_DEV_KEY = 'sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r';
 const REFUSED = { status: 'error', code: 'UNAUTHORIZED', message: 'missing or invalid credentials' };
 const now = () => Math.floor(Date.now() / 1000);
-
-interface Claims {
-  iss?: string;
-  sub?: string;
-  exp?: number;
-  nbf?: number;
-  iat?: number;
-  jti?: string;
-  body?: string;
-}
-
-const base64url = (value: string | Buffer) => Buffer.from(value).toString('base64url');
-
-/** A token as QStash signs one (HS256 JWT; `body` is the body's SHA-256, base64url). */
-function qstashToken(key: string, url: string, body: string, overrides: Claims = {}): string {
-  const claims: Claims = {
-    iss: 'Upstash',
-    sub: url,
-    iat: now(),
-    nbf: now(),
-    exp: now() + 300,
-    jti: `jwt_${randomUUID()}`,
-    body: base64url(createHash('sha256').update(body).digest()),
-    ...overrides,
-  };
-  const signed = `${base64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))}.${base64url(JSON.stringify(claims))}`;
-  return `${signed}.${createHmac('sha256', key).update(signed).digest('base64url')}`;
-}
 
 describe('HTTP: requests signed by Upstash QStash', () => {
   let db: TestDatabase;
