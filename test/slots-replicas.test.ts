@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { loadRegistry } from '../src/core/registry.js';
 import { databaseNow } from '../src/core/slots.js';
 import { generateWorkflow } from '../src/scheduling/workflow.js';
-import { type Contexts, evaluate, githubContext, parseWorkflowText, runJob } from './support/actions.js';
+import { type Contexts, githubContext, parseWorkflowText, runWorkflow } from './support/actions.js';
 import { type Served, startServe } from './support/cli.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { QSTASH_CURRENT_KEY, QSTASH_NEXT_KEY, qstashToken } from './support/qstash.js';
@@ -114,20 +114,9 @@ describe('every slot runs once, whoever fires it', function () {
         secrets: { CRON_SECRET_KEY: SECRET },
         inputs: {},
       };
-      const plan = await runJob(workflow, 'plan', base);
-      expect(plan.ok, plan.log).to.equal(true);
-      const needs = { plan: { outputs: plan.outputs, result: 'success' } };
-      const matrix = (await evaluate(workflow.jobs.run!.strategy!.matrix.task!, {
-        ...base,
-        needs,
-      })) as string[];
+      const { matrix, jobs } = await runWorkflow(workflow, base, { timeoutMs: 60_000 });
       expect(matrix).to.deep.equal(['minutely']);
-      const job = await runJob(
-        workflow,
-        'run',
-        { ...base, needs, matrix: { task: 'minutely' } },
-        { timeoutMs: 60_000 },
-      );
+      const job = jobs.minutely!;
       if (!job.ok) errors.push(job.log);
       for (const answer of await Promise.all([vercel, qstash])) {
         if (answer.status !== 200) errors.push(`${answer.status} ${await answer.text()}`);

@@ -11,10 +11,9 @@ import { createLogger } from '../src/logger.js';
 import { generateWorkflow } from '../src/scheduling/workflow.js';
 import {
   type Contexts,
-  evaluate,
   githubContext,
   parseWorkflowText,
-  runJob,
+  runWorkflow,
   type Workflow,
 } from './support/actions.js';
 import { runCli } from './support/cli.js';
@@ -104,19 +103,7 @@ describe('the scheduler workflow against a running taskgate', () => {
 
   /** The plan job, then one run job per matrix entry, as a scheduled or dispatched run would go. */
   async function workflowRun(github: Record<string, unknown>, url: string, extra: Partial<Contexts> = {}) {
-    const base = contexts(github, url, extra);
-    const plan = await runJob(workflow, 'plan', base);
-    expect(plan.ok, plan.log).to.equal(true);
-    const needs = { plan: { outputs: plan.outputs, result: 'success' } };
-    const matrix = (await evaluate(workflow.jobs.run!.strategy!.matrix.task!, {
-      ...base,
-      needs,
-    })) as string[];
-    const jobs: Record<string, Awaited<ReturnType<typeof runJob>>> = {};
-    for (const task of matrix) {
-      jobs[task] = await runJob(workflow, 'run', { ...base, needs, matrix: { task } }, { timeoutMs: 30_000 });
-    }
-    return { matrix, jobs };
+    return runWorkflow(workflow, contexts(github, url, extra), { timeoutMs: 30_000 });
   }
 
   it('runs every task of the cron that fired, passes the good one and fails the failing one with its JSON', async () => {

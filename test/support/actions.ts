@@ -201,6 +201,29 @@ export async function runJob(
   return { ok, steps, outputs, log };
 }
 
+/**
+ * A run of the generated workflow as GitHub goes through it: the plan job, then one run job per
+ * task of its matrix. A failing plan job throws, with its log.
+ */
+export async function runWorkflow(
+  workflow: Workflow,
+  contexts: Contexts,
+  options: { timeoutMs?: number } = {},
+): Promise<{ matrix: string[]; jobs: Record<string, JobResult> }> {
+  const plan = await runJob(workflow, 'plan', contexts);
+  if (!plan.ok) throw new Error(`the plan job failed:\n${plan.log}`);
+  const needs = { plan: { outputs: plan.outputs, result: 'success' } };
+  const matrix = (await evaluate(workflow.jobs.run!.strategy!.matrix.task!, {
+    ...contexts,
+    needs,
+  })) as string[];
+  const jobs: Record<string, JobResult> = {};
+  for (const task of matrix) {
+    jobs[task] = await runJob(workflow, 'run', { ...contexts, needs, matrix: { task } }, options);
+  }
+  return { matrix, jobs };
+}
+
 /** The github context of a run started by an event, with the fields the workflow reads. */
 export function githubContext(
   event:

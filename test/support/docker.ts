@@ -82,6 +82,12 @@ export async function requireDocker(context: Mocha.Context, suite: string): Prom
   context.skip();
 }
 
+/** Runs `sh -c script` in a new container of `image` (as root when asked), removed after; its stdout. */
+export function shellIn(image: string, script: string, options: { root?: boolean } = {}): Promise<string> {
+  const user = options.root ? ['--user', 'root'] : [];
+  return dockerOk(['run', '--rm', ...user, '--entrypoint', 'sh', image, '-c', script]);
+}
+
 /** A container's state as `docker inspect` has it. */
 export interface ContainerState {
   Status: string;
