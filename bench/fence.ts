@@ -10,20 +10,16 @@
  *   (t) transactions of three statements (insert, update, select): the same round trips both ways,
  *       plus the proof's row lock on the lease row.
  * The two take turns going first, --repeat times; the figures are medians and the ratio
- * fenced / unfenced per round. BENCH_DATABASE_URL (or DATABASE_URL) names the server, as for
- * bench/flush.ts; otherwise an embedded PostgreSQL is started for the run.
+ * fenced / unfenced per round. BENCH_DATABASE_URL names a server where it may create and drop a
+ * database; otherwise an embedded PostgreSQL is started for the run.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { leaseProofSql } from '../src/core/leases.js';
-import { type EmbeddedDatabase, startEmbeddedDatabase } from '../src/db/embedded.js';
 import { initORM, migrate } from '../src/db/orm.js';
 import { Db, type DbHandle } from '../src/db/sql.js';
-import { loadLine, median } from './support.js';
+import { loadLine, median, openBenchDatabase } from './support.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -51,24 +47,10 @@ async function timed(fn: () => Promise<void>): Promise<number> {
 }
 
 async function main() {
-  let embedded: EmbeddedDatabase | undefined;
-  let tmp: string | undefined;
-  let serverUrl = process.env.BENCH_DATABASE_URL || process.env.DATABASE_URL;
-  if (!serverUrl) {
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'taskgate-bench-'));
-    embedded = await startEmbeddedDatabase({ dataDir: path.join(tmp, 'pg'), persistent: false, fast: true });
-    serverUrl = embedded.adminUrl;
-  }
-  const name = `taskgate_bench_fence_${process.pid}`;
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`drop database if exists ${name} with (force)`);
-  await admin.query(`create database ${name}`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  const orm = await initORM(url.toString());
+  const database = await openBenchDatabase();
+  const orm = await initORM(database.url);
   await migrate(orm).finally(() => orm.close(true));
-  const db = new Db({ url: url.toString(), max: 2, queryTimeoutMs: 60_000, connectTimeoutMs: 5_000 });
+  const db = new Db({ url: database.url, max: 2, queryTimeoutMs: 60_000, connectTimeoutMs: 5_000 });
   try {
     // A run holding its task's lease for the whole benchmark, as the runner leaves it.
     const task = 'bench_fence';
@@ -122,7 +104,7 @@ async function main() {
     }
 
     console.log(`machine: ${os.cpus().length} cpus, node ${process.version}; ${loadLine()}`);
-    console.log(`server: ${embedded ? 'embedded PostgreSQL' : 'BENCH_DATABASE_URL'}; ${repeat} rounds\n`);
+    console.log(`server: ${database.server}; ${repeat} rounds\n`);
     console.log(
       '| workload | unfenced, median | fenced, median | fenced / unfenced, median per round (range) |',
     );
@@ -140,10 +122,7 @@ async function main() {
     }
   } finally {
     await db.close();
-    await admin.query(`drop database if exists ${name} with (force)`);
-    await admin.end();
-    await embedded?.stop();
-    if (tmp) await rm(tmp, { recursive: true, force: true });
+    await database.close();
   }
 }
 
