@@ -210,6 +210,11 @@ export class Db implements Sql {
     // An idle connection that dies (terminated, restarted server) must not crash the process;
     // the pool drops it and opens a fresh one on the next use.
     this.pool.on('error', () => undefined);
+    // And one that dies while checked out, or while its use is being given up (terminated by a
+    // stopping server, cut, or destroyed here after a deadline) emits 'error' on the connection:
+    // the rejection of what it was running is what the caller handles. Every connection the pool
+    // makes gets the listener, whoever takes it.
+    this.pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
   get queryTimeoutMs(): number {
@@ -400,12 +405,7 @@ export class Db implements Sql {
     for (let attempt = 1; ; attempt++) {
       const client = await this.acquire(deadline);
       const reused = this.used.has(client);
-      if (!reused) {
-        this.used.add(client);
-        // A connection that dies while checked out (terminated, cut, or destroyed here after a
-        // deadline) also emits 'error'; its statement's rejection is what the caller handles.
-        client.on('error', () => undefined);
-      }
+      if (!reused) this.used.add(client);
       this.busy.add(client);
       options.inUse?.add(client);
       let broken: unknown;
